@@ -1,0 +1,46 @@
+//! Minibatches of cell indices, reshuffled every epoch from a seeded generator.
+
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+/// Shuffles `cells` and cuts them into batches of `batch_size`. A final batch of a
+/// single cell is merged into the one before it: BatchNorm cannot train on one cell.
+pub fn shuffled<R: Rng>(cells: &[usize], batch_size: usize, rng: &mut R) -> Vec<Vec<usize>> {
+    let mut order = cells.to_vec();
+    order.shuffle(rng);
+    let mut out: Vec<Vec<usize>> = order
+        .chunks(batch_size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect();
+    if out.len() > 1 && out.last().is_some_and(|b| b.len() == 1) {
+        let last = out.pop().expect("checked");
+        out.last_mut().expect("checked").extend(last);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn batches_cover_the_cells_once() {
+        let cells: Vec<usize> = (0..103).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let b = shuffled(&cells, 20, &mut rng);
+        assert_eq!(
+            b.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![20, 20, 20, 20, 20, 3]
+        );
+        let mut all: Vec<usize> = b.concat();
+        all.sort_unstable();
+        assert_eq!(all, cells);
+        let b = shuffled(&cells[..101], 20, &mut rng);
+        assert_eq!(
+            b.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![20, 20, 20, 20, 21]
+        );
+    }
+}

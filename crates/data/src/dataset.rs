@@ -1,0 +1,348 @@
+//! The paired dataset: RNA and ATAC counts measured in the same cells.
+
+use std::collections::BTreeMap;
+
+use nalgebra_sparse::CsrMatrix;
+
+use crate::error::{DataError, Result};
+use crate::genome::Peak;
+
+/// Per-cell metadata: barcodes plus named text columns (cell type, batch, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellTable {
+    barcodes: Vec<String>,
+    columns: Vec<(String, Vec<String>)>,
+}
+
+impl CellTable {
+    pub fn new(barcodes: Vec<String>) -> Self {
+        Self {
+            barcodes,
+            columns: Vec::new(),
+        }
+    }
+
+    /// Adds (or replaces) a column; its length must equal the number of cells.
+    pub fn with_column(mut self, name: &str, values: Vec<String>) -> Result<Self> {
+        if values.len() != self.barcodes.len() {
+            return Err(DataError::invalid(
+                format!("cell column `{name}`"),
+                format!("{} values for {} cells", values.len(), self.barcodes.len()),
+            ));
+        }
+        self.columns.retain(|(n, _)| n != name);
+        self.columns.push((name.to_string(), values));
+        Ok(self)
+    }
+
+    pub fn len(&self) -> usize {
+        self.barcodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.barcodes.is_empty()
+    }
+
+    pub fn barcodes(&self) -> &[String] {
+        &self.barcodes
+    }
+
+    pub fn column_names(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|(n, _)| n.as_str())
+    }
+
+    pub fn column(&self, name: &str) -> Option<&[String]> {
+        self.columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// A column as categorical codes `0..k` (categories sorted) plus the category names.
+    pub fn codes(&self, name: &str) -> Result<(Vec<usize>, Vec<String>)> {
+        let values = self.column(name).ok_or_else(|| {
+            DataError::invalid(
+                format!("cell column `{name}`"),
+                format!(
+                    "no such column; the cells have: {}",
+                    self.column_names().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?;
+        let categories: BTreeMap<&str, usize> = values
+            .iter()
+            .map(|v| (v.as_str(), 0))
+            .collect::<BTreeMap<_, _>>()
+            .into_keys()
+            .enumerate()
+            .map(|(i, k)| (k, i))
+            .collect();
+        let codes = values.iter().map(|v| categories[v.as_str()]).collect();
+        Ok((codes, categories.into_keys().map(str::to_string).collect()))
+    }
+
+    pub fn subset(&self, cells: &[usize]) -> Self {
+        Self {
+            barcodes: cells.iter().map(|&i| self.barcodes[i].clone()).collect(),
+            columns: self
+                .columns
+                .iter()
+                .map(|(n, v)| (n.clone(), cells.iter().map(|&i| v[i].clone()).collect()))
+                .collect(),
+        }
+    }
+}
+
+/// RNA and ATAC counts of the same cells (row i is cell i in both), with their
+/// feature tables. Construction checks that every shape agrees.
+#[derive(Debug, Clone)]
+pub struct PairedDataset {
+    pub name: String,
+    pub rna: CsrMatrix<f32>,
+    pub atac: CsrMatrix<f32>,
+    pub cells: CellTable,
+    pub genes: Vec<String>,
+    pub peaks: Vec<Peak>,
+}
+
+impl PairedDataset {
+    pub fn new(
+        name: impl Into<String>,
+        rna: CsrMatrix<f32>,
+        atac: CsrMatrix<f32>,
+        cells: CellTable,
+        genes: Vec<String>,
+        peaks: Vec<Peak>,
+    ) -> Result<Self> {
+        let name = name.into();
+        let what = |s: &str| format!("dataset `{name}`: {s}");
+        if cells.is_empty() {
+            return Err(DataError::Empty {
+                what: what("cells"),
+                reason: "no cells".into(),
+            });
+        }
+        let checks = [
+            (
+                "RNA matrix rows",
+                rna.nrows(),
+                cells.len(),
+                "the cell table",
+            ),
+            (
+                "ATAC matrix rows",
+                atac.nrows(),
+                cells.len(),
+                "the cell table",
+            ),
+            (
+                "gene table",
+                genes.len(),
+                rna.ncols(),
+                "the RNA matrix columns",
+            ),
+            (
+                "peak table",
+                peaks.len(),
+                atac.ncols(),
+                "the ATAC matrix columns",
+            ),
+        ];
+        for (part, got, expected, by) in checks {
+            if got != expected {
+                return Err(DataError::invalid(
+                    what(part),
+                    format!("{got} entries, but {by} has {expected}"),
+                ));
+            }
+        }
+        if genes.is_empty() || peaks.is_empty() {
+            return Err(DataError::Empty {
+                what: what("features"),
+                reason: format!("{} genes and {} peaks", genes.len(), peaks.len()),
+            });
+        }
+        Ok(Self {
+            name,
+            rna,
+            atac,
+            cells,
+            genes,
+            peaks,
+        })
+    }
+
+    pub fn n_cells(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// The dataset restricted to some cells (in the given order).
+    pub fn subset_cells(&self, cells: &[usize]) -> Self {
+        Self {
+            name: self.name.clone(),
+            rna: select_rows(&self.rna, cells),
+            atac: select_rows(&self.atac, cells),
+            cells: self.cells.subset(cells),
+            genes: self.genes.clone(),
+            peaks: self.peaks.clone(),
+        }
+    }
+
+    /// The dataset restricted to some genes and peaks (in the given order).
+    pub fn subset_features(&self, genes: &[usize], peaks: &[usize]) -> Self {
+        Self {
+            name: self.name.clone(),
+            rna: select_columns(&self.rna, genes),
+            atac: select_columns(&self.atac, peaks),
+            cells: self.cells.clone(),
+            genes: genes.iter().map(|&g| self.genes[g].clone()).collect(),
+            peaks: peaks.iter().map(|&p| self.peaks[p].clone()).collect(),
+        }
+    }
+
+    /// Peak column indices grouped by chromosome, in order of first appearance
+    /// (the layout of chromosome-split ATAC encoders).
+    pub fn chromosome_groups(&self) -> Vec<(String, Vec<usize>)> {
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        for (i, peak) in self.peaks.iter().enumerate() {
+            match groups.iter_mut().find(|(c, _)| *c == peak.chrom) {
+                Some((_, idx)) => idx.push(i),
+                None => groups.push((peak.chrom.clone(), vec![i])),
+            }
+        }
+        groups
+    }
+}
+
+/// Rows of a CSR matrix, copying only the selected rows' entries.
+pub fn select_rows(m: &CsrMatrix<f32>, rows: &[usize]) -> CsrMatrix<f32> {
+    let mut offsets = Vec::with_capacity(rows.len() + 1);
+    let mut indices = Vec::new();
+    let mut values = Vec::new();
+    offsets.push(0);
+    for &r in rows {
+        let row = m.row(r);
+        indices.extend_from_slice(row.col_indices());
+        values.extend_from_slice(row.values());
+        offsets.push(indices.len());
+    }
+    CsrMatrix::try_from_csr_data(rows.len(), m.ncols(), offsets, indices, values)
+        .expect("rows of a valid CSR matrix form a valid CSR matrix")
+}
+
+/// Columns of a CSR matrix, renumbered in the given order; entries of other columns are dropped.
+pub fn select_columns(m: &CsrMatrix<f32>, cols: &[usize]) -> CsrMatrix<f32> {
+    let mut new_index = vec![usize::MAX; m.ncols()];
+    for (new, &old) in cols.iter().enumerate() {
+        new_index[old] = new;
+    }
+    let mut offsets = Vec::with_capacity(m.nrows() + 1);
+    let mut indices = Vec::new();
+    let mut values = Vec::new();
+    offsets.push(0);
+    for row in m.row_iter() {
+        let mut entries: Vec<(usize, f32)> = row
+            .col_indices()
+            .iter()
+            .zip(row.values())
+            .filter(|(c, _)| new_index[**c] != usize::MAX)
+            .map(|(c, v)| (new_index[*c], *v))
+            .collect();
+        entries.sort_unstable_by_key(|e| e.0);
+        for (c, v) in entries {
+            indices.push(c);
+            values.push(v);
+        }
+        offsets.push(indices.len());
+    }
+    CsrMatrix::try_from_csr_data(m.nrows(), cols.len(), offsets, indices, values)
+        .expect("selected columns of a valid CSR matrix form a valid CSR matrix")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra_sparse::CooMatrix;
+
+    fn csr(rows: usize, cols: usize, entries: &[(usize, usize, f32)]) -> CsrMatrix<f32> {
+        let mut coo = CooMatrix::new(rows, cols);
+        for &(r, c, v) in entries {
+            coo.push(r, c, v);
+        }
+        CsrMatrix::from(&coo)
+    }
+
+    fn dense(m: &CsrMatrix<f32>) -> Vec<Vec<f32>> {
+        let mut d = vec![vec![0.0; m.ncols()]; m.nrows()];
+        for (r, c, v) in m.triplet_iter() {
+            d[r][c] = *v;
+        }
+        d
+    }
+
+    #[test]
+    fn select_rows_and_columns_match_dense_indexing() {
+        let m = csr(
+            3,
+            4,
+            &[
+                (0, 0, 1.0),
+                (0, 3, 2.0),
+                (1, 1, 3.0),
+                (2, 2, 4.0),
+                (2, 3, 5.0),
+            ],
+        );
+        let d = dense(&m);
+        let rows = [2, 0, 2];
+        let got = dense(&select_rows(&m, &rows));
+        for (i, &r) in rows.iter().enumerate() {
+            assert_eq!(got[i], d[r]);
+        }
+        let cols = [3, 1];
+        let got = dense(&select_columns(&m, &cols));
+        for r in 0..3 {
+            assert_eq!(got[r], vec![d[r][3], d[r][1]]);
+        }
+    }
+
+    #[test]
+    fn shapes_must_agree() {
+        let cells = CellTable::new(vec!["a".into(), "b".into()]);
+        let peak = Peak::parse("chr1-1-2").unwrap();
+        let ok = PairedDataset::new(
+            "t",
+            csr(2, 1, &[]),
+            csr(2, 1, &[]),
+            cells.clone(),
+            vec!["G".into()],
+            vec![peak.clone()],
+        );
+        assert!(ok.is_ok());
+        let err = PairedDataset::new(
+            "t",
+            csr(3, 1, &[]),
+            csr(2, 1, &[]),
+            cells,
+            vec!["G".into()],
+            vec![peak],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("RNA matrix rows") && err.contains("3 entries"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn codes_are_sorted_categories() {
+        let t = CellTable::new(vec!["a".into(), "b".into(), "c".into()])
+            .with_column("type", vec!["T".into(), "B".into(), "T".into()])
+            .unwrap();
+        let (codes, cats) = t.codes("type").unwrap();
+        assert_eq!(codes, vec![1, 0, 1]);
+        assert_eq!(cats, vec!["B", "T"]);
+        assert!(t.codes("nope").unwrap_err().to_string().contains("type"));
+    }
+}

@@ -1,0 +1,26 @@
+//! Paired single-cell multi-omics data for crossomics.
+//!
+//! Data flows one way through this crate: files ([`mtx`], [`plain`]) become a
+//! [`PairedDataset`] (RNA and ATAC counts of the same cells as CSR matrices, with cell,
+//! gene and peak tables), [`preprocess`] turns counts into model inputs, [`split`] makes
+//! honest train/validation/test partitions and [`batches`] feeds minibatches to a trainer.
+//! Nothing here depends on tch.
+
+pub mod batches;
+pub mod config;
+pub mod dataset;
+pub mod error;
+pub mod genome;
+pub mod mtx;
+pub mod pca;
+pub mod plain;
+pub mod preprocess;
+pub mod sample;
+pub mod split;
+
+pub use dataset::{CellTable, PairedDataset};
+pub use error::DataError;
+pub use genome::Peak;
+
+/// Sparse count matrix, cells x features, compressed rows.
+pub type Csr = nalgebra_sparse::CsrMatrix<f32>;

@@ -1,0 +1,178 @@
+//! Structural-similarity alignment (SAILERX): instead of forcing two modalities into one
+//! space, make their within-minibatch cosine-similarity matrices agree.
+
+use tch::Tensor;
+
+/// Row-wise cosine similarity matrix of `x` (B x d): `cos(x_i, x_j)`; rows of zero norm
+/// get similarity 0 (their norm is floored at 1e-8).
+pub fn cosine_matrix(x: &Tensor) -> Tensor {
+    let norm = x.norm_scalaropt_dim(2.0, [1], true).clamp_min(1e-8);
+    let u = x / norm;
+    u.matmul(&u.transpose(0, 1))
+}
+
+/// `sum_{i,j} w_i w_j (cos(p_i, p_j) - cos(z_i, z_j))^2` (SPEC.md §1), with `w` the
+/// per-cell weights (all ones when `None`).
+pub fn structural(p: &Tensor, z: &Tensor, weights: Option<&Tensor>) -> Tensor {
+    let diff = (cosine_matrix(p) - cosine_matrix(z)).square();
+    match weights {
+        Some(w) => {
+            let w = w.view([-1, 1]);
+            (diff * w.matmul(&w.transpose(0, 1))).sum(z.kind())
+        }
+        None => diff.sum(z.kind()),
+    }
+}
+
+/// `mean_{i,j} (cos(p_i, p_j) - cos(z_i, z_j))^2`: the warm-up phase's MSE between the
+/// similarity matrices.
+pub fn structural_mse(p: &Tensor, z: &Tensor) -> Tensor {
+    (cosine_matrix(p) - cosine_matrix(z))
+        .square()
+        .mean(z.kind())
+}
+
+/// SAILERX per-cell weights from sequencing depths:
+/// `w_i = log((rna_i / max rna) / (atac_i / max atac))`, shifted to min 0 and scaled to
+/// max 1. Cells with zero depth in either modality, and the all-equal case, get weight 1.
+pub fn sailerx_cell_weights(rna_depth: &[f64], atac_depth: &[f64]) -> Vec<f64> {
+    assert_eq!(
+        rna_depth.len(),
+        atac_depth.len(),
+        "one depth per cell in each modality"
+    );
+    let max_r = rna_depth.iter().copied().fold(0.0, f64::max);
+    let max_a = atac_depth.iter().copied().fold(0.0, f64::max);
+    let raw: Vec<Option<f64>> = rna_depth
+        .iter()
+        .zip(atac_depth)
+        .map(|(&r, &a)| (r > 0.0 && a > 0.0).then(|| ((r / max_r) / (a / max_a)).ln()))
+        .collect();
+    let lo = raw.iter().flatten().copied().fold(f64::INFINITY, f64::min);
+    let hi = raw
+        .iter()
+        .flatten()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    raw.iter()
+        .map(|w| match w {
+            Some(w) if hi > lo => (w - lo) / (hi - lo),
+            _ => 1.0,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tch::{Device, Kind};
+
+    fn vec2(t: &Tensor) -> Vec<f64> {
+        Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap()
+    }
+
+    fn brute(p: &[Vec<f64>], z: &[Vec<f64>], w: &[f64]) -> f64 {
+        let cos = |a: &[f64], b: &[f64]| {
+            let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+            dot / (na * nb)
+        };
+        let mut s = 0.0;
+        for i in 0..p.len() {
+            for j in 0..p.len() {
+                s += w[i] * w[j] * (cos(&p[i], &p[j]) - cos(&z[i], &z[j])).powi(2);
+            }
+        }
+        s
+    }
+
+    fn tensor(rows: &[Vec<f64>]) -> Tensor {
+        let flat: Vec<f64> = rows.concat();
+        Tensor::from_slice(&flat).view([rows.len() as i64, -1])
+    }
+
+    #[test]
+    fn structural_matches_a_brute_force_loop() {
+        let p = vec![
+            vec![1.0, 0.0, 2.0],
+            vec![0.5, 1.0, -1.0],
+            vec![-1.0, 2.0, 0.3],
+            vec![0.1, 0.1, 0.1],
+        ];
+        let z = vec![
+            vec![0.3, -1.0],
+            vec![2.0, 0.5],
+            vec![-0.7, 0.2],
+            vec![1.0, 1.0],
+        ];
+        let w = vec![0.0, 0.5, 1.0, 0.25];
+        let got =
+            structural(&tensor(&p), &tensor(&z), Some(&Tensor::from_slice(&w))).double_value(&[]);
+        assert!((got - brute(&p, &z, &w)).abs() < 1e-10);
+        let ones = vec![1.0; 4];
+        let got = structural(&tensor(&p), &tensor(&z), None).double_value(&[]);
+        assert!((got - brute(&p, &z, &ones)).abs() < 1e-10);
+        let mse = structural_mse(&tensor(&p), &tensor(&z)).double_value(&[]);
+        assert!((mse - brute(&p, &z, &ones) / 16.0).abs() < 1e-10);
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        tch::manual_seed(4);
+        let p = Tensor::randn([5, 4], (Kind::Double, Device::Cpu));
+        let z = Tensor::randn([5, 3], (Kind::Double, Device::Cpu));
+        let w = Tensor::rand([5], (Kind::Double, Device::Cpu));
+        let zv = z.set_requires_grad(true);
+        structural(&p, &zv, Some(&w)).backward();
+        let g = vec2(&zv.grad());
+        let eps = 1e-6;
+        for idx in 0..15 {
+            let bump = |s: f64| {
+                let zz = z.copy();
+                let _ = zz.flatten(0, -1).get(idx).g_add_scalar_(s);
+                structural(&p, &zz, Some(&w)).double_value(&[])
+            };
+            let fd = (bump(eps) - bump(-eps)) / (2.0 * eps);
+            assert!(
+                (fd - g[idx as usize]).abs() < 1e-5,
+                "{idx}: {fd} vs {}",
+                g[idx as usize]
+            );
+        }
+    }
+
+    #[test]
+    fn weights_span_zero_to_one() {
+        let w = sailerx_cell_weights(&[100.0, 200.0, 400.0], &[10.0, 10.0, 10.0]);
+        assert_eq!(w, vec![0.0, 0.5, 1.0]);
+        assert_eq!(
+            sailerx_cell_weights(&[5.0, 5.0], &[2.0, 2.0]),
+            vec![1.0, 1.0]
+        );
+        assert_eq!(
+            sailerx_cell_weights(&[0.0, 5.0, 6.0], &[2.0, 2.0, 2.0])[0],
+            1.0
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn symmetric_zero_on_self_and_scale_invariant(
+            vals in proptest::collection::vec(-3.0f64..3.0, 24),
+            zvals in proptest::collection::vec(-3.0f64..3.0, 12),
+            scale in 0.1f64..10.0,
+        ) {
+            let p = Tensor::from_slice(&vals).view([6, 4]);
+            let z = Tensor::from_slice(&zvals).view([6, 2]);
+            let a = structural(&p, &z, None).double_value(&[]);
+            let b = structural(&z, &p, None).double_value(&[]);
+            prop_assert!((a - b).abs() < 1e-9);
+            prop_assert!(a >= 0.0);
+            prop_assert!(structural(&p, &p, None).double_value(&[]).abs() < 1e-9);
+            let scaled = structural(&(&p * scale), &(&z * (1.0 / scale)), None).double_value(&[]);
+            prop_assert!((scaled - a).abs() < 1e-8 * a.max(1.0));
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! Nearest neighbours (exact, chunked; approximate HNSW above a size) and kNN label transfer.
+//!
+//! Distances are Euclidean, accumulated in f64 from the f32 inputs. Exact search visits
+//! every (query, point) pair once and keeps only an `O(n)` buffer per query: memory is
+//! `O(n * k)` for the result, never `O(n^2)`. Distance ties are broken by the smaller
+//! point index, so results are deterministic.
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::MetricError;
+use crate::util::{check_len, row, sq_dist, to_f64};
+
+/// k nearest neighbours of each query, row-major `n_queries x k`, nearest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbors {
+    /// Neighbours per query.
+    pub k: usize,
+    /// Indices into the searched points, `n_queries * k`.
+    pub indices: Vec<usize>,
+    /// Euclidean distances matching `indices`.
+    pub distances: Vec<f64>,
+}
+
+impl Neighbors {
+    /// Number of queries.
+    pub fn n_queries(&self) -> usize {
+        self.indices.len().checked_div(self.k).unwrap_or(0)
+    }
+
+    /// Neighbour indices of query `i`.
+    pub fn indices_of(&self, i: usize) -> &[usize] {
+        &self.indices[i * self.k..(i + 1) * self.k]
+    }
+
+    /// Neighbour distances of query `i`.
+    pub fn distances_of(&self, i: usize) -> &[f64] {
+        &self.distances[i * self.k..(i + 1) * self.k]
+    }
+
+    /// Fraction of `exact`'s neighbour sets found by `self` (same queries and `k`):
+    /// `sum_i |N_self(i) ∩ N_exact(i)| / (n k)`.
+    pub fn recall_against(&self, exact: &Neighbors) -> Result<f64, MetricError> {
+        check_len("neighbors", exact.indices.len(), self.indices.len())?;
+        check_len("k", exact.k, self.k)?;
+        if self.indices.is_empty() {
+            return Err(MetricError::Empty { what: "neighbors" });
+        }
+        let mut hit = 0usize;
+        for i in 0..self.n_queries() {
+            let mut truth = exact.indices_of(i).to_vec();
+            truth.sort_unstable();
+            hit += self
+                .indices_of(i)
+                .iter()
+                .filter(|j| truth.binary_search(j).is_ok())
+                .count();
+        }
+        Ok(hit as f64 / self.indices.len() as f64)
+    }
+}
+
+/// Exact k nearest `data` rows of every `queries` row.
+///
+/// Errors: `k == 0` or `k > n_data`, column mismatch, empty or non-finite input.
+pub fn exact_knn(
+    data: ArrayView2<f32>,
+    queries: ArrayView2<f32>,
+    k: usize,
+) -> Result<Neighbors, MetricError> {
+    let data = to_f64("data", data)?;
+    let queries = to_f64("queries", queries)?;
+    if queries.ncols() != data.ncols() {
+        return Err(MetricError::DimensionMismatch {
+            what: "queries",
+            expected: data.ncols(),
+            got: queries.ncols(),
+        });
+    }
+    check_k(k, data.nrows())?;
+    Ok(knn_f64(&data, &queries, k, false))
+}
+
+/// Exact k nearest other rows of every row of `x` (a cell is never its own neighbour).
+///
+/// Errors: `k == 0` or `k >= n`, empty or non-finite input.
+pub fn exact_knn_self(x: ArrayView2<f32>, k: usize) -> Result<Neighbors, MetricError> {
+    let x = to_f64("x", x)?;
+    check_k(k, x.nrows().saturating_sub(1))?;
+    Ok(knn_f64(&x, &x, k, true))
+}
+
+/// Settings of the approximate (HNSW) search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HnswParams {
+    /// Candidate list size while building (`efConstruction`).
+    pub ef_construction: usize,
+    /// Candidate list size while searching (`ef`); raised to `k + 1` when smaller.
+    pub ef_search: usize,
+    /// Seed of the layer assignment.
+    pub seed: u64,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        Self {
+            ef_construction: 100,
+            ef_search: 100,
+            seed: 0,
+        }
+    }
+}
+
+/// How neighbours are found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KnnMethod {
+    /// Exact search, `O(n^2 d)` time, `O(n k)` memory.
+    Exact,
+    /// Approximate search with an HNSW index (Malkov & Yashunin 2018; crate `instant-distance`).
+    Hnsw(HnswParams),
+    /// Exact up to `max_exact` cells, HNSW above.
+    Auto {
+        /// Largest number of cells searched exactly.
+        max_exact: usize,
+        /// Settings used above that size.
+        hnsw: HnswParams,
+    },
+}
+
+impl Default for KnnMethod {
+    fn default() -> Self {
+        Self::Auto {
+            max_exact: 5_000,
+            hnsw: HnswParams::default(),
+        }
+    }
+}
+
+/// The k nearest other cells of every cell of `x` with the chosen method.
+///
+/// HNSW candidates are re-scored with exact f64 distances and sorted (ties by index), so
+/// distances are exact and only membership is approximate. The index is built in
+/// parallel (rayon), so the approximate result may vary slightly between runs.
+/// Errors: `k == 0` or `k >= n`, empty or non-finite input.
+pub fn knn_graph(
+    x: ArrayView2<f32>,
+    k: usize,
+    method: &KnnMethod,
+) -> Result<Neighbors, MetricError> {
+    let hnsw = match method {
+        KnnMethod::Exact => None,
+        KnnMethod::Hnsw(p) => Some(p),
+        KnnMethod::Auto { max_exact, hnsw } => (x.nrows() > *max_exact).then_some(hnsw),
+    };
+    match hnsw {
+        None => exact_knn_self(x, k),
+        Some(p) => approximate_knn_self(x, k, p),
+    }
+}
+
+#[derive(Clone)]
+struct HnswPoint(Vec<f32>);
+
+impl instant_distance::Point for HnswPoint {
+    fn distance(&self, other: &Self) -> f32 {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f32>()
+            .sqrt()
+    }
+}
+
+/// Approximate k nearest other cells with an HNSW index (see [`knn_graph`]).
+pub fn approximate_knn_self(
+    x: ArrayView2<f32>,
+    k: usize,
+    params: &HnswParams,
+) -> Result<Neighbors, MetricError> {
+    let xf = to_f64("x", x)?;
+    let n = xf.nrows();
+    check_k(k, n.saturating_sub(1))?;
+    if params.ef_construction == 0 {
+        return Err(MetricError::invalid(
+            "ef_construction",
+            "must be at least 1",
+        ));
+    }
+    let points: Vec<HnswPoint> = x
+        .rows()
+        .into_iter()
+        .map(|r| HnswPoint(r.to_vec()))
+        .collect();
+    let map = instant_distance::Builder::default()
+        .ef_construction(params.ef_construction)
+        .ef_search(params.ef_search.max(k + 1))
+        .seed(params.seed)
+        .build(points.clone(), (0..n).collect::<Vec<usize>>());
+    let mut search = instant_distance::Search::default();
+    let mut indices = Vec::with_capacity(n * k);
+    let mut distances = Vec::with_capacity(n * k);
+    let mut cand: Vec<(f64, usize)> = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        cand.clear();
+        cand.extend(
+            map.search(p, &mut search)
+                .map(|item| *item.value)
+                .filter(|&j| j != i)
+                .map(|j| (sq_dist(row(&xf, i), row(&xf, j)), j)),
+        );
+        cand.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        cand.dedup_by_key(|c| c.1);
+        if cand.len() < k {
+            // the index returned too few candidates (tiny or degenerate data): fall back
+            let exact = knn_f64(
+                &xf,
+                &xf.slice(ndarray::s![i..i + 1, ..]).to_owned(),
+                k + 1,
+                false,
+            );
+            cand.clear();
+            cand.extend(
+                exact
+                    .indices
+                    .iter()
+                    .zip(&exact.distances)
+                    .filter(|(j, _)| **j != i)
+                    .map(|(&j, &d)| (d * d, j)),
+            );
+        }
+        for &(d, j) in cand.iter().take(k) {
+            indices.push(j);
+            distances.push(d.sqrt());
+        }
+    }
+    Ok(Neighbors {
+        k,
+        indices,
+        distances,
+    })
+}
+
+pub(crate) fn check_k(k: usize, max: usize) -> Result<(), MetricError> {
+    if k == 0 || k > max {
+        return Err(MetricError::invalid(
+            "k",
+            format!("must be in 1..={max}, got {k}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Core exact search on validated f64 matrices; `exclude_self` skips `j == i`.
+pub(crate) fn knn_f64(
+    data: &Array2<f64>,
+    queries: &Array2<f64>,
+    k: usize,
+    exclude_self: bool,
+) -> Neighbors {
+    let n = data.nrows();
+    let mut indices = Vec::with_capacity(queries.nrows() * k);
+    let mut distances = Vec::with_capacity(queries.nrows() * k);
+    let mut buf: Vec<(f64, usize)> = Vec::with_capacity(n);
+    for i in 0..queries.nrows() {
+        let q = row(queries, i);
+        buf.clear();
+        buf.extend(
+            (0..n)
+                .filter(|&j| !(exclude_self && j == i))
+                .map(|j| (sq_dist(q, row(data, j)), j)),
+        );
+        let cmp = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+        if k < buf.len() {
+            buf.select_nth_unstable_by(k, cmp);
+        }
+        let top = &mut buf[..k];
+        top.sort_unstable_by(cmp);
+        for &(d, j) in top.iter() {
+            indices.push(j);
+            distances.push(d.sqrt());
+        }
+    }
+    Neighbors {
+        k,
+        indices,
+        distances,
+    }
+}
+
+/// Majority vote among neighbour labels; ties go to the smallest label
+/// (as `sklearn.neighbors.KNeighborsClassifier(weights="uniform")`, whose `mode` picks
+/// the smallest of the tied classes).
+pub(crate) fn majority(
+    labels: impl Iterator<Item = usize>,
+    scratch: &mut Vec<(usize, usize)>,
+) -> usize {
+    scratch.clear();
+    for l in labels {
+        match scratch.iter_mut().find(|(lab, _)| *lab == l) {
+            Some((_, c)) => *c += 1,
+            None => scratch.push((l, 1)),
+        }
+    }
+    scratch
+        .iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|&(l, _)| l)
+        .expect("k >= 1")
+}
+
+/// Labels predicted for `test` rows by a k-nearest-neighbour vote among `train` rows
+/// (Euclidean, uniform weights, ties to the smallest label).
+pub fn knn_predict(
+    train: ArrayView2<f32>,
+    train_labels: &[usize],
+    test: ArrayView2<f32>,
+    k: usize,
+) -> Result<Vec<usize>, MetricError> {
+    check_len("train_labels", train.nrows(), train_labels.len())?;
+    let nn = exact_knn(train, test, k)?;
+    let mut scratch = Vec::new();
+    Ok((0..nn.n_queries())
+        .map(|i| {
+            majority(
+                nn.indices_of(i).iter().map(|&j| train_labels[j]),
+                &mut scratch,
+            )
+        })
+        .collect())
+}
+
+/// Result of [`knn_label_transfer`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelTransfer {
+    /// Predicted label of each test cell.
+    pub predicted: Vec<usize>,
+    /// Fraction of test cells whose predicted label equals the true one.
+    pub accuracy: f64,
+    /// Unweighted mean over labels of `F1 = 2 TP / (2 TP + FP + FN)`, labels being the
+    /// union of true and predicted test labels, as `sklearn.metrics.f1_score(average="macro")`.
+    pub macro_f1: f64,
+}
+
+/// kNN label transfer from train cells to test cells: accuracy and macro F1 of
+/// [`knn_predict`], as `KNeighborsClassifier(n_neighbors=k).fit(train).predict(test)`
+/// scored with `accuracy_score` and `f1_score(average="macro")`.
+pub fn knn_label_transfer(
+    train: ArrayView2<f32>,
+    train_labels: &[usize],
+    test: ArrayView2<f32>,
+    test_labels: &[usize],
+    k: usize,
+) -> Result<LabelTransfer, MetricError> {
+    check_len("test_labels", test.nrows(), test_labels.len())?;
+    let predicted = knn_predict(train, train_labels, test, k)?;
+    let accuracy = accuracy(test_labels, &predicted)?;
+    let macro_f1 = macro_f1(test_labels, &predicted)?;
+    Ok(LabelTransfer {
+        predicted,
+        accuracy,
+        macro_f1,
+    })
+}
+
+/// Accuracy of kNN label transfer (train -> test), see [`knn_label_transfer`].
+///
+/// Errors: `k == 0` or `k > n_train`, length or column mismatches, empty or non-finite input.
+pub fn knn_label_accuracy(
+    train: ArrayView2<f32>,
+    train_labels: &[usize],
+    test: ArrayView2<f32>,
+    test_labels: &[usize],
+    k: usize,
+) -> Result<f64, MetricError> {
+    Ok(knn_label_transfer(train, train_labels, test, test_labels, k)?.accuracy)
+}
+
+/// Fraction of equal entries, as `sklearn.metrics.accuracy_score`.
+pub fn accuracy(labels_true: &[usize], labels_pred: &[usize]) -> Result<f64, MetricError> {
+    check_len("labels_pred", labels_true.len(), labels_pred.len())?;
+    if labels_true.is_empty() {
+        return Err(MetricError::Empty { what: "labels" });
+    }
+    let hit = labels_true
+        .iter()
+        .zip(labels_pred)
+        .filter(|(a, b)| a == b)
+        .count();
+    Ok(hit as f64 / labels_true.len() as f64)
+}
+
+/// Macro-averaged F1 over the union of true and predicted labels, as
+/// `sklearn.metrics.f1_score(average="macro")` (a label never predicted scores 0).
+pub fn macro_f1(labels_true: &[usize], labels_pred: &[usize]) -> Result<f64, MetricError> {
+    check_len("labels_pred", labels_true.len(), labels_pred.len())?;
+    if labels_true.is_empty() {
+        return Err(MetricError::Empty { what: "labels" });
+    }
+    let mut all: Vec<usize> = labels_true.iter().chain(labels_pred).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    let mut tp = vec![0usize; all.len()];
+    let mut fp = vec![0usize; all.len()];
+    let mut fneg = vec![0usize; all.len()];
+    for (t, p) in labels_true.iter().zip(labels_pred) {
+        let ti = all.binary_search(t).expect("present");
+        let pi = all.binary_search(p).expect("present");
+        if ti == pi {
+            tp[ti] += 1;
+        } else {
+            fp[pi] += 1;
+            fneg[ti] += 1;
+        }
+    }
+    let sum: f64 = (0..all.len())
+        .map(|c| {
+            let den = 2 * tp[c] + fp[c] + fneg[c];
+            if den == 0 {
+                0.0
+            } else {
+                2.0 * tp[c] as f64 / den as f64
+            }
+        })
+        .sum();
+    Ok(sum / all.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn exact_knn_orders_and_breaks_ties_by_index() {
+        let x = array![[0.0f32], [1.0], [-1.0], [3.0]];
+        let nn = exact_knn_self(x.view(), 2).unwrap();
+        assert_eq!(nn.indices_of(0), &[1, 2]); // tie at distance 1 -> smaller index first
+        assert_eq!(nn.distances_of(0), &[1.0, 1.0]);
+        assert_eq!(nn.indices_of(3), &[1, 0]);
+        let q = array![[2.9f32]];
+        let nn = exact_knn(x.view(), q.view(), 1).unwrap();
+        assert_eq!(nn.indices, vec![3]);
+        assert_eq!(nn.recall_against(&nn).unwrap(), 1.0);
+    }
+
+    #[test]
+    fn knn_errors() {
+        let x = array![[0.0f32], [1.0]];
+        assert!(matches!(
+            exact_knn_self(x.view(), 2),
+            Err(MetricError::InvalidParameter { .. })
+        ));
+        assert!(matches!(
+            exact_knn_self(x.view(), 0),
+            Err(MetricError::InvalidParameter { .. })
+        ));
+        let q = array![[0.0f32, 1.0]];
+        assert!(matches!(
+            exact_knn(x.view(), q.view(), 1),
+            Err(MetricError::DimensionMismatch { .. })
+        ));
+        let one = array![[0.0f32]];
+        assert!(exact_knn_self(one.view(), 1).is_err());
+    }
+
+    #[test]
+    fn label_transfer_tie_goes_to_smallest_label() {
+        let train = array![[0.0f32], [1.0], [10.0]];
+        let test = array![[0.5f32], [9.0]];
+        // k = 2: first test cell sees labels {7, 3} -> tie -> 3
+        let p = knn_predict(train.view(), &[7, 3, 5], test.view(), 2).unwrap();
+        assert_eq!(p, vec![3, 3]);
+        let t = knn_label_transfer(train.view(), &[7, 3, 5], test.view(), &[3, 5], 1).unwrap();
+        assert_eq!(t.predicted, vec![7, 5]);
+        assert_eq!(t.accuracy, 0.5);
+        // labels {3,5,7}: F1(3)=0, F1(5)=1, F1(7)=0
+        assert!((t.macro_f1 - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(
+            knn_label_accuracy(train.view(), &[7, 3, 5], test.view(), &[3, 5], 1).unwrap(),
+            0.5
+        );
+        assert!(matches!(
+            knn_label_accuracy(train.view(), &[7, 3], test.view(), &[3, 5], 1),
+            Err(MetricError::LengthMismatch {
+                what: "train_labels",
+                ..
+            })
+        ));
+        assert!(knn_label_accuracy(train.view(), &[7, 3, 5], test.view(), &[3, 5], 4).is_err());
+    }
+
+    #[test]
+    fn hnsw_recall_is_high() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let x = ndarray::Array2::from_shape_fn((1500, 16), |_| rng.r#gen::<f32>());
+        let exact = knn_graph(x.view(), 10, &KnnMethod::Exact).unwrap();
+        let approx = knn_graph(x.view(), 10, &KnnMethod::Hnsw(HnswParams::default())).unwrap();
+        let recall = approx.recall_against(&exact).unwrap();
+        assert!(recall > 0.95, "recall {recall}");
+        // distances of approximate neighbours are exact and sorted
+        for i in 0..approx.n_queries() {
+            let d = approx.distances_of(i);
+            assert!(d.windows(2).all(|w| w[0] <= w[1]));
+            assert!(!approx.indices_of(i).contains(&i));
+        }
+        let auto = KnnMethod::Auto {
+            max_exact: 2000,
+            hnsw: HnswParams::default(),
+        };
+        assert_eq!(knn_graph(x.view(), 10, &auto).unwrap(), exact);
+    }
+
+    #[test]
+    fn hnsw_on_duplicates_does_not_panic() {
+        let x = ndarray::Array2::<f32>::ones((50, 3));
+        let nn = approximate_knn_self(x.view(), 5, &HnswParams::default()).unwrap();
+        assert_eq!(nn.indices.len(), 250);
+        assert!(approximate_knn_self(x.view(), 50, &HnswParams::default()).is_err());
+    }
+
+    #[test]
+    fn perfect_and_empty_f1() {
+        assert_eq!(macro_f1(&[1, 2, 2], &[1, 2, 2]).unwrap(), 1.0);
+        assert!(matches!(macro_f1(&[], &[]), Err(MetricError::Empty { .. })));
+        assert!(matches!(accuracy(&[], &[]), Err(MetricError::Empty { .. })));
+    }
+}

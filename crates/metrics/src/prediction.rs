@@ -1,0 +1,405 @@
+//! Cross-modal prediction scores: RNA (correlations, RMSE, MAE) and ATAC (AUROC, AUPRC).
+//!
+//! Inputs are `truth` and `pred`, cells x features (genes or peaks), same shape.
+//! Every score can be taken three ways ([`Along`]): over the flattened matrix (BABEL's
+//! number), per cell (mean over cells) or per feature (mean over genes/peaks). A row or
+//! column on which the score is undefined (constant vector for a correlation; only
+//! negatives or only positives for AUROC/AUPRC) is skipped and counted in
+//! [`Score::n_skipped`], never turned into NaN.
+
+use ndarray::{ArrayView1, ArrayView2, Axis};
+
+use crate::MetricError;
+use crate::util::{average_ranks, check_finite};
+
+/// How a matrix score is aggregated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Along {
+    /// One score over all `cells x features` entries.
+    Flattened,
+    /// One score per cell (row), averaged.
+    PerCell,
+    /// One score per feature (column), averaged.
+    PerFeature,
+}
+
+/// An averaged score and how many vectors it covers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Score {
+    /// Mean of the per-vector scores (the single score for [`Along::Flattened`]).
+    pub value: f64,
+    /// Vectors scored (1 for flattened).
+    pub n_scored: usize,
+    /// Vectors skipped because the score is undefined on them.
+    pub n_skipped: usize,
+}
+
+fn validate(truth: ArrayView2<f32>, pred: ArrayView2<f32>) -> Result<(), MetricError> {
+    if truth.nrows() == 0 || truth.ncols() == 0 {
+        return Err(MetricError::Empty { what: "truth" });
+    }
+    if pred.nrows() != truth.nrows() {
+        return Err(MetricError::LengthMismatch {
+            what: "pred rows",
+            expected: truth.nrows(),
+            got: pred.nrows(),
+        });
+    }
+    if pred.ncols() != truth.ncols() {
+        return Err(MetricError::DimensionMismatch {
+            what: "pred",
+            expected: truth.ncols(),
+            got: pred.ncols(),
+        });
+    }
+    check_finite("truth", truth)?;
+    check_finite("pred", pred)
+}
+
+/// Applies `f` (None = undefined) along `along` and averages.
+fn aggregate(
+    truth: ArrayView2<f32>,
+    pred: ArrayView2<f32>,
+    along: Along,
+    name: &str,
+    f: impl Fn(&[f64], &[f64]) -> Option<f64>,
+) -> Result<Score, MetricError> {
+    validate(truth, pred)?;
+    let to_vec = |v: ArrayView1<f32>| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+    let (mut sum, mut n_scored, mut n_skipped) = (0.0, 0usize, 0usize);
+    let mut add = |s: Option<f64>| match s {
+        Some(v) => {
+            sum += v;
+            n_scored += 1;
+        }
+        None => n_skipped += 1,
+    };
+    match along {
+        Along::Flattened => {
+            let t: Vec<f64> = truth.iter().map(|&x| f64::from(x)).collect();
+            let p: Vec<f64> = pred.iter().map(|&x| f64::from(x)).collect();
+            add(f(&t, &p));
+        }
+        Along::PerCell | Along::PerFeature => {
+            let ax = if along == Along::PerCell {
+                Axis(0)
+            } else {
+                Axis(1)
+            };
+            for (t, p) in truth.axis_iter(ax).zip(pred.axis_iter(ax)) {
+                add(f(&to_vec(t), &to_vec(p)));
+            }
+        }
+    }
+    if n_scored == 0 {
+        return Err(MetricError::degenerate(format!(
+            "{name} {along:?}: undefined on every vector ({n_skipped} skipped)"
+        )));
+    }
+    Ok(Score {
+        value: sum / n_scored as f64,
+        n_scored,
+        n_skipped,
+    })
+}
+
+fn is_constant(x: &[f64]) -> bool {
+    x.iter().all(|&v| v == x[0])
+}
+
+/// Pearson correlation of two equal-length slices; `None` if either is constant or has
+/// fewer than 2 entries (where `scipy.stats.pearsonr` gives NaN). Two-pass, f64, clipped to [-1, 1].
+pub fn pearson_slices(x: &[f64], y: &[f64]) -> Option<f64> {
+    if x.len() != y.len() || x.len() < 2 || is_constant(x) || is_constant(y) {
+        return None;
+    }
+    let n = x.len() as f64;
+    let mx = x.iter().sum::<f64>() / n;
+    let my = y.iter().sum::<f64>() / n;
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        let (da, db) = (a - mx, b - my);
+        sxy += da * db;
+        sxx += da * da;
+        syy += db * db;
+    }
+    if sxx <= 0.0 || syy <= 0.0 {
+        return None;
+    }
+    Some((sxy / (sxx * syy).sqrt()).clamp(-1.0, 1.0))
+}
+
+/// Spearman correlation: Pearson of average ranks (ties share their mean rank), as
+/// `scipy.stats.spearmanr`; `None` where undefined (constant input).
+pub fn spearman_slices(x: &[f64], y: &[f64]) -> Option<f64> {
+    if x.len() != y.len() || x.len() < 2 || is_constant(x) || is_constant(y) {
+        return None;
+    }
+    pearson_slices(&average_ranks(x), &average_ranks(y))
+}
+
+/// Pearson correlation between truth and prediction along `along`
+/// (`scipy.stats.pearsonr`, constant vectors skipped). Errors: shape mismatch, empty or
+/// non-finite input, or every vector undefined (Degenerate).
+pub fn pearson(
+    truth: ArrayView2<f32>,
+    pred: ArrayView2<f32>,
+    along: Along,
+) -> Result<Score, MetricError> {
+    aggregate(truth, pred, along, "pearson", pearson_slices)
+}
+
+/// Spearman rank correlation along `along` (`scipy.stats.spearmanr`, average ranks for
+/// ties, constant vectors skipped). Errors as [`pearson`].
+pub fn spearman(
+    truth: ArrayView2<f32>,
+    pred: ArrayView2<f32>,
+    along: Along,
+) -> Result<Score, MetricError> {
+    aggregate(truth, pred, along, "spearman", spearman_slices)
+}
+
+/// Root mean squared error over all entries, `sqrt(mean((pred - truth)^2))`, as
+/// `sqrt(sklearn.metrics.mean_squared_error(truth.ravel(), pred.ravel()))` and the NeurIPS
+/// 2021 predict-modality RMSE.
+pub fn rmse(truth: ArrayView2<f32>, pred: ArrayView2<f32>) -> Result<f64, MetricError> {
+    validate(truth, pred)?;
+    let s: f64 = truth
+        .iter()
+        .zip(pred.iter())
+        .map(|(&t, &p)| (f64::from(p) - f64::from(t)).powi(2))
+        .sum();
+    Ok((s / truth.len() as f64).sqrt())
+}
+
+/// Mean absolute error over all entries, as `sklearn.metrics.mean_absolute_error` on the
+/// flattened matrices.
+pub fn mae(truth: ArrayView2<f32>, pred: ArrayView2<f32>) -> Result<f64, MetricError> {
+    validate(truth, pred)?;
+    let s: f64 = truth
+        .iter()
+        .zip(pred.iter())
+        .map(|(&t, &p)| (f64::from(p) - f64::from(t)).abs())
+        .sum();
+    Ok(s / truth.len() as f64)
+}
+
+/// Area under the ROC curve of scores against binary truth (`truth > 0` is positive), as
+/// `sklearn.metrics.roc_auc_score`: the Mann-Whitney statistic
+/// `(sum of positive ranks - P(P+1)/2) / (P N)` with average ranks for tied scores
+/// (a tie counts one half). `None` without both classes.
+pub fn auroc_slices(truth: &[f64], scores: &[f64]) -> Option<f64> {
+    let npos = truth.iter().filter(|&&t| t > 0.0).count();
+    let nneg = truth.len() - npos;
+    if npos == 0 || nneg == 0 || truth.len() != scores.len() {
+        return None;
+    }
+    let ranks = average_ranks(scores);
+    let rpos: f64 = ranks
+        .iter()
+        .zip(truth)
+        .filter(|(_, t)| **t > 0.0)
+        .map(|(r, _)| r)
+        .sum();
+    let (p, n) = (npos as f64, nneg as f64);
+    Some((rpos - p * (p + 1.0) / 2.0) / (p * n))
+}
+
+/// Average precision (`truth > 0` is positive), as `sklearn.metrics.average_precision_score`:
+/// `AP = sum_t (R_t - R_{t-1}) P_t` over the distinct score thresholds in decreasing order,
+/// tied scores entering together (no interpolation). `None` without both classes.
+pub fn average_precision_slices(truth: &[f64], scores: &[f64]) -> Option<f64> {
+    let npos = truth.iter().filter(|&&t| t > 0.0).count();
+    if npos == 0 || npos == truth.len() || truth.len() != scores.len() {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut prev_recall = 0.0;
+    let mut ap = 0.0;
+    let mut s = 0;
+    while s < order.len() {
+        let mut e = s;
+        while e < order.len() && scores[order[e]] == scores[order[s]] {
+            if truth[order[e]] > 0.0 {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+            e += 1;
+        }
+        let recall = tp as f64 / npos as f64;
+        let precision = tp as f64 / (tp + fp) as f64;
+        ap += (recall - prev_recall) * precision;
+        prev_recall = recall;
+        s = e;
+    }
+    Some(ap)
+}
+
+/// AUROC of predicted peak scores (probabilities or logits: only their order matters)
+/// against binarized truth (`> 0`) along `along`; all-negative or all-positive vectors are
+/// skipped and counted. Errors as [`pearson`].
+pub fn auroc(
+    truth: ArrayView2<f32>,
+    pred: ArrayView2<f32>,
+    along: Along,
+) -> Result<Score, MetricError> {
+    aggregate(truth, pred, along, "auroc", auroc_slices)
+}
+
+/// AUPRC as average precision (`sklearn.metrics.average_precision_score`) against
+/// binarized truth along `along`; skipping as [`auroc`].
+pub fn auprc(
+    truth: ArrayView2<f32>,
+    pred: ArrayView2<f32>,
+    along: Along,
+) -> Result<Score, MetricError> {
+    aggregate(truth, pred, along, "auprc", average_precision_slices)
+}
+
+/// Every RNA prediction score of SPEC.md section 4 (inputs: log1p size-factor-normalised values).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RnaReport {
+    /// Pearson flattened, per cell, per gene.
+    pub pearson: [Score; 3],
+    /// Spearman flattened, per cell, per gene.
+    pub spearman: [Score; 3],
+    /// Flattened RMSE.
+    pub rmse: f64,
+    /// Flattened MAE.
+    pub mae: f64,
+}
+
+/// All RNA prediction scores; the correlation arrays are ordered `[Flattened, PerCell, PerFeature]`.
+pub fn rna_report(truth: ArrayView2<f32>, pred: ArrayView2<f32>) -> Result<RnaReport, MetricError> {
+    let all = [Along::Flattened, Along::PerCell, Along::PerFeature];
+    let p = all.map(|a| pearson(truth, pred, a));
+    let s = all.map(|a| spearman(truth, pred, a));
+    let [p0, p1, p2] = p;
+    let [s0, s1, s2] = s;
+    Ok(RnaReport {
+        pearson: [p0?, p1?, p2?],
+        spearman: [s0?, s1?, s2?],
+        rmse: rmse(truth, pred)?,
+        mae: mae(truth, pred)?,
+    })
+}
+
+/// Every ATAC prediction score of SPEC.md section 4.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AtacReport {
+    /// AUROC flattened, per cell, per peak.
+    pub auroc: [Score; 3],
+    /// AUPRC flattened, per cell, per peak.
+    pub auprc: [Score; 3],
+}
+
+/// All ATAC prediction scores; arrays are ordered `[Flattened, PerCell, PerFeature]`.
+pub fn atac_report(
+    truth: ArrayView2<f32>,
+    pred: ArrayView2<f32>,
+) -> Result<AtacReport, MetricError> {
+    let all = [Along::Flattened, Along::PerCell, Along::PerFeature];
+    let [a0, a1, a2] = all.map(|a| auroc(truth, pred, a));
+    let [b0, b1, b2] = all.map(|a| auprc(truth, pred, a));
+    Ok(AtacReport {
+        auroc: [a0?, a1?, a2?],
+        auprc: [b0?, b1?, b2?],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn correlations_hand_values() {
+        assert_eq!(
+            pearson_slices(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]),
+            Some(1.0)
+        );
+        assert_eq!(
+            pearson_slices(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]),
+            Some(-1.0)
+        );
+        assert_eq!(pearson_slices(&[1.0, 1.0], &[1.0, 2.0]), None);
+        // scipy.stats.spearmanr([1,2,2,3],[1,3,2,4]) = 0.9486832980505138
+        let s = spearman_slices(&[1.0, 2.0, 2.0, 3.0], &[1.0, 3.0, 2.0, 4.0]).unwrap();
+        assert!((s - 0.9486832980505138).abs() < 1e-12);
+    }
+
+    #[test]
+    fn auc_hand_values() {
+        // sklearn.metrics.roc_auc_score([0,0,1,1],[0.1,0.4,0.35,0.8]) = 0.75
+        assert_eq!(
+            auroc_slices(&[0.0, 0.0, 1.0, 1.0], &[0.1, 0.4, 0.35, 0.8]),
+            Some(0.75)
+        );
+        // sklearn.metrics.average_precision_score([0,0,1,1],[0.1,0.4,0.35,0.8]) = 0.8333333333333333
+        let ap = average_precision_slices(&[0.0, 0.0, 1.0, 1.0], &[0.1, 0.4, 0.35, 0.8]).unwrap();
+        assert!((ap - 0.8333333333333333).abs() < 1e-12);
+        // all scores tied: AUROC 0.5, AP = prevalence
+        assert_eq!(auroc_slices(&[0.0, 1.0, 1.0], &[0.5; 3]), Some(0.5));
+        assert!(
+            (average_precision_slices(&[0.0, 1.0, 1.0], &[0.5; 3]).unwrap() - 2.0 / 3.0).abs()
+                < 1e-12
+        );
+        assert_eq!(auroc_slices(&[0.0, 0.0], &[0.1, 0.2]), None);
+        assert_eq!(average_precision_slices(&[1.0, 1.0], &[0.1, 0.2]), None);
+    }
+
+    #[test]
+    fn skips_and_counts_degenerate_vectors() {
+        let t = array![[0.0f32, 1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]];
+        let p = array![[0.1f32, 0.9, 0.2], [0.3, 0.2, 0.1], [0.5, 0.5, 0.6]];
+        let s = auroc(t.view(), p.view(), Along::PerCell).unwrap();
+        assert_eq!((s.value, s.n_scored, s.n_skipped), (1.0, 1, 2));
+        let s = auprc(t.view(), p.view(), Along::PerFeature).unwrap();
+        assert_eq!(s.n_scored + s.n_skipped, 3);
+        let zero = ndarray::Array2::<f32>::zeros((2, 2));
+        assert!(matches!(
+            auroc(zero.view(), zero.view(), Along::Flattened),
+            Err(MetricError::Degenerate(_))
+        ));
+        assert!(matches!(
+            pearson(zero.view(), zero.view(), Along::PerCell),
+            Err(MetricError::Degenerate(_))
+        ));
+        let s = pearson(t.view(), p.view(), Along::PerCell).unwrap();
+        assert_eq!(s.n_skipped, 2);
+    }
+
+    #[test]
+    fn errors_and_perfect_scores() {
+        let t = array![[0.0f32, 1.0], [2.0, 3.0]];
+        assert_eq!(rmse(t.view(), t.view()).unwrap(), 0.0);
+        assert_eq!(mae(t.view(), t.view()).unwrap(), 0.0);
+        let r = rna_report(t.view(), t.view()).unwrap();
+        assert_eq!(r.pearson[0].value, 1.0);
+        let p = array![[0.0f32, 1.0, 2.0], [2.0, 3.0, 4.0]];
+        assert!(matches!(
+            rmse(t.view(), p.view()),
+            Err(MetricError::DimensionMismatch { .. })
+        ));
+        let nan = array![[0.0f32, f32::NAN], [2.0, 3.0]];
+        assert_eq!(
+            mae(t.view(), nan.view()),
+            Err(MetricError::NonFinite {
+                what: "pred",
+                row: 0
+            })
+        );
+        let e = ndarray::Array2::<f32>::zeros((0, 3));
+        assert!(matches!(
+            rmse(e.view(), e.view()),
+            Err(MetricError::Empty { .. })
+        ));
+        let b = array![[0.0f32, 1.0], [1.0, 0.0]];
+        let a = atac_report(b.view(), b.view()).unwrap();
+        assert_eq!(a.auroc[0].value, 1.0);
+        assert_eq!(a.auprc[2].value, 1.0);
+    }
+}

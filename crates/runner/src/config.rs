@@ -1,0 +1,224 @@
+//! The experiment config schema. A typo in a TOML file is an error naming the key path.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use crossomics_data::config::{DatasetConfig, PreprocessConfig};
+use crossomics_data::split::SplitConfig;
+use crossomics_translators::TrainOptions;
+use crossomics_translators::sailerx::SailerxConfig;
+use serde::{Deserialize, Serialize};
+
+/// One experiment: what data, how prepared and split, which model, how trained and
+/// evaluated, where results go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Names the folder under the output directory.
+    pub name: String,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub dataset: DatasetConfig,
+    #[serde(default)]
+    pub preprocessing: PreprocessConfig,
+    #[serde(default)]
+    pub covariates: CovariateConfig,
+    #[serde(default)]
+    pub split: SplitConfig,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub training: TrainOptions,
+    #[serde(default)]
+    pub evaluation: EvaluationConfig,
+    #[serde(default)]
+    pub output: OutputConfig,
+}
+
+/// The model registry: one variant per architecture, chosen by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// SAILERX integrator (ATAC VAE + invariance + structural similarity to RNA PCA).
+    Sailerx(SailerxConfig),
+}
+
+impl ModelConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sailerx(_) => "sailerx",
+        }
+    }
+}
+
+/// Confounders the decoder is conditioned on (SAILERX's invariance mechanism).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CovariateConfig {
+    /// Standardized log ATAC depth.
+    pub log_atac_depth: bool,
+    /// A cell column whose categories become a one-hot batch indicator.
+    pub batch_column: Option<String>,
+}
+
+impl Default for CovariateConfig {
+    fn default() -> Self {
+        Self {
+            log_atac_depth: true,
+            batch_column: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvaluationConfig {
+    /// The cell column holding cell types.
+    pub label_column: String,
+    /// Neighbours for kNN label transfer (train -> test cells).
+    pub knn_k: usize,
+    /// Also score the inputs (RNA PCA, ATAC LSI) as reference rows.
+    pub input_baselines: bool,
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> Self {
+        Self {
+            label_column: "cell_type".into(),
+            knn_k: 15,
+            input_baselines: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Runs go to `<dir>/<experiment name>/<run id>/`, relative to the working directory.
+    pub dir: PathBuf,
+    /// Save the trained weights (safetensors).
+    pub checkpoint: bool,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("runs"),
+            checkpoint: true,
+        }
+    }
+}
+
+/// Parses a config from TOML text; errors name the key path (`training.lr`) and `origin`.
+pub fn parse(text: &str, origin: &str) -> Result<ExperimentConfig> {
+    let value: toml::Value =
+        toml::from_str(text).with_context(|| format!("{origin}: not valid TOML"))?;
+    from_value(value, origin)
+}
+
+fn from_value(value: toml::Value, origin: &str) -> Result<ExperimentConfig> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow::anyhow!("{origin}: at `{path}`: {}", e.into_inner())
+    })
+}
+
+/// Reads a config file and applies `--set key.path=value` overrides (values in TOML syntax;
+/// bare words are taken as strings).
+pub fn load(path: &Path, overrides: &[String]) -> Result<ExperimentConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    let origin = path.display().to_string();
+    let mut value: toml::Value =
+        toml::from_str(&text).with_context(|| format!("{origin}: not valid TOML"))?;
+    for o in overrides {
+        apply_override(&mut value, o).with_context(|| format!("override `{o}`"))?;
+    }
+    from_value(value, &origin)
+}
+
+/// Sets `a.b.c = value` in a TOML tree, creating tables on the way.
+pub fn apply_override(root: &mut toml::Value, assignment: &str) -> Result<()> {
+    let (key, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("expected key.path=value"))?;
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {}", raw.trim()))
+        .map(|mut t| t.remove("v").expect("parsed key"))
+        .unwrap_or_else(|_| toml::Value::String(raw.trim().to_string()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let mut node = root;
+    for part in &parts[..parts.len() - 1] {
+        let table = node
+            .as_table_mut()
+            .ok_or_else(|| anyhow::anyhow!("`{part}` is inside a value that is not a table"))?;
+        node = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    }
+    node.as_table_mut()
+        .ok_or_else(|| anyhow::anyhow!("the parent of `{key}` is not a table"))?
+        .insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "name = \"t\"\n[model]\nkind = \"sailerx\"\nlatent_dim = 8\n";
+
+    #[test]
+    fn defaults_fill_in_and_round_trip() {
+        let c = parse(MINIMAL, "t.toml").unwrap();
+        let ModelConfig::Sailerx(m) = &c.model;
+        assert_eq!(m.latent_dim, 8);
+        assert_eq!(m.alignment_weight, 6000.0);
+        assert_eq!(c.training.batch_size, 200);
+        let again = parse(&toml::to_string(&c).unwrap(), "resolved").unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn typos_name_the_key_path_and_file() {
+        for (text, needle) in [
+            (
+                "name = \"t\"\n[model]\nkind = \"sailerx\"\nlatent_dims = 8\n",
+                "latent_dims",
+            ),
+            (
+                "name = \"t\"\n[model]\nkind = \"sailerx\"\n[training]\nlr = \"x\"\n",
+                "training.lr",
+            ),
+            ("name = \"t\"\n[model]\nkind = \"sailerxx\"\n", "sailerxx"),
+            (
+                "name = \"t\"\nseeed = 1\n[model]\nkind = \"sailerx\"\n",
+                "seeed",
+            ),
+            (
+                "name = \"t\"\n[model]\nkind = \"sailerx\"\n[model.encoder]\nnorm = \"group\"\n",
+                "model.encoder.norm",
+            ),
+        ] {
+            let err = format!("{:#}", parse(text, "exp.toml").unwrap_err());
+            assert!(
+                err.contains(needle) && err.contains("exp.toml"),
+                "{needle}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn overrides_set_nested_keys() {
+        let mut v: toml::Value = toml::from_str(MINIMAL).unwrap();
+        apply_override(&mut v, "model.latent_dim=32").unwrap();
+        apply_override(&mut v, "training.lr = 0.01").unwrap();
+        apply_override(&mut v, "evaluation.label_column=celltype").unwrap();
+        let c = from_value(v, "x").unwrap();
+        let ModelConfig::Sailerx(m) = &c.model;
+        assert_eq!(m.latent_dim, 32);
+        assert_eq!(c.training.lr, 0.01);
+        assert_eq!(c.evaluation.label_column, "celltype");
+        let mut v: toml::Value = toml::from_str(MINIMAL).unwrap();
+        assert!(apply_override(&mut v, "nonsense").is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! The crossomics experiment runner: TOML config -> run directory -> results table.
+//!
+//! [`config`] holds the schema (serde structs with defaults and `deny_unknown_fields`),
+//! [`pipeline`] the one-way flow files -> dataset -> preprocessing -> training ->
+//! embedding -> metrics, [`rundir`] the reproducible, atomically written run folder and
+//! [`table`] the results table.
+
+pub mod config;
+pub mod pipeline;
+pub mod rundir;
+pub mod table;

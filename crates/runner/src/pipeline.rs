@@ -1,0 +1,258 @@
+//! The main job, one way through: dataset -> preprocessing -> model training ->
+//! embedding -> metrics. Files are read only by `crossomics-data`; metrics never see tch.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use crossomics_data::{PairedDataset, pca, preprocess, split};
+use crossomics_losses::similarity::sailerx_cell_weights;
+use crossomics_metrics::{clustering, knn, silhouette};
+use crossomics_translators::sailerx::{Sailerx, SailerxInput};
+use crossomics_translators::{EpochRecord, TrainHistory, train};
+use ndarray::{Array2, ArrayView2};
+
+use crate::config::{CovariateConfig, ExperimentConfig, ModelConfig};
+
+/// Model inputs derived from the counts.
+#[derive(Debug)]
+pub struct Prepared {
+    pub dataset: PairedDataset,
+    /// binarized peaks
+    pub atac: crossomics_data::Csr,
+    pub rna_pca: Array2<f32>,
+    pub covariates: Array2<f32>,
+    pub cell_weights: Vec<f32>,
+    pub labels: Vec<usize>,
+    pub label_names: Vec<String>,
+}
+
+/// Preprocessing as the quickstart config describes it.
+pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
+    let raw = cfg.dataset.load(base).context("loading the dataset")?;
+    let p = &cfg.preprocessing;
+    let genes = preprocess::feature_filter(&raw.rna, p.rna_min_cells, 1.0);
+    let peaks = preprocess::feature_filter(&raw.atac, p.atac_min_cells, p.atac_max_fraction);
+    if genes.is_empty() || peaks.is_empty() {
+        bail!(
+            "preprocessing left {} genes and {} peaks; lower rna_min_cells / atac_min_cells",
+            genes.len(),
+            peaks.len()
+        );
+    }
+    let dataset = raw.subset_features(&genes, &peaks);
+    let rna_depth = preprocess::library_sizes(&dataset.rna);
+    let atac_depth = preprocess::library_sizes(&dataset.atac);
+    let rna_norm = preprocess::normalize_log1p(&dataset.rna, p.rna_target_sum)?;
+    let n_pcs = p
+        .rna_pca_components
+        .min(dataset.n_cells() - 1)
+        .min(genes.len());
+    let rna_pca = pca::fit(preprocess::to_dense(&rna_norm).view(), n_pcs, cfg.seed)?.scores;
+    let atac = preprocess::binarize(&dataset.atac);
+    let covariates = covariates(&cfg.covariates, &dataset, &atac_depth)?;
+    let cell_weights = sailerx_cell_weights(&rna_depth, &atac_depth)
+        .into_iter()
+        .map(|w| w as f32)
+        .collect();
+    let (labels, label_names) = dataset.cells.codes(&cfg.evaluation.label_column)?;
+    Ok(Prepared {
+        dataset,
+        atac,
+        rna_pca,
+        covariates,
+        cell_weights,
+        labels,
+        label_names,
+    })
+}
+
+/// Standardized log depth and a batch one-hot, as configured.
+fn covariates(
+    cfg: &CovariateConfig,
+    data: &PairedDataset,
+    atac_depth: &[f64],
+) -> Result<Array2<f32>> {
+    let mut columns: Vec<Vec<f32>> = Vec::new();
+    if cfg.log_atac_depth {
+        let logs: Vec<f64> = atac_depth.iter().map(|d| d.max(1.0).ln()).collect();
+        let n = logs.len() as f64;
+        let mean = logs.iter().sum::<f64>() / n;
+        let sd = (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let sd = if sd > 0.0 { sd } else { 1.0 };
+        columns.push(logs.iter().map(|l| ((l - mean) / sd) as f32).collect());
+    }
+    if let Some(col) = &cfg.batch_column {
+        let (codes, names) = data.cells.codes(col)?;
+        for b in 0..names.len() {
+            columns.push(codes.iter().map(|&c| f32::from(u8::from(c == b))).collect());
+        }
+    }
+    Ok(Array2::from_shape_fn(
+        (data.n_cells(), columns.len()),
+        |(i, j)| columns[j][i],
+    ))
+}
+
+/// The outcome of training and evaluating one run.
+#[derive(Debug)]
+pub struct Outcome {
+    pub model: Sailerx,
+    pub embedding: Array2<f32>,
+    pub history: TrainHistory,
+    pub split: split::Split,
+    pub rows: Vec<crate::table::Row>,
+    pub device: String,
+    pub train_seconds: f64,
+}
+
+/// Trains the configured model on the prepared data and scores its embedding.
+pub fn train_and_evaluate(
+    cfg: &ExperimentConfig,
+    prep: &Prepared,
+    observer: &mut dyn FnMut(&EpochRecord),
+) -> Result<Outcome> {
+    let n = prep.dataset.n_cells();
+    let split = match &cfg.split {
+        split::SplitConfig::Random {
+            val_fraction,
+            test_fraction,
+        } => split::random(n, *val_fraction, *test_fraction, cfg.seed)?,
+        split::SplitConfig::HeldOut {
+            column,
+            test_values,
+            val_fraction,
+        } => {
+            let groups = prep
+                .dataset
+                .cells
+                .column(column)
+                .with_context(|| format!("split column `{column}` not found"))?;
+            split::held_out(groups, test_values, *val_fraction, cfg.seed)?
+        }
+    };
+    let device = cfg.training.device.resolve()?;
+    tch::manual_seed(cfg.seed as i64);
+    let ModelConfig::Sailerx(model_cfg) = &cfg.model;
+    let model = Sailerx::new(
+        model_cfg.clone(),
+        prep.atac.ncols(),
+        prep.covariates.ncols(),
+        device,
+    )?;
+    let input = SailerxInput {
+        atac: &prep.atac,
+        rna_pca: prep.rna_pca.view(),
+        covariates: prep.covariates.view(),
+        cell_weights: &prep.cell_weights,
+    };
+    input.check()?;
+    let started = Instant::now();
+    let history = train::fit(
+        &model,
+        &input,
+        &split.train,
+        &split.val,
+        &cfg.training,
+        cfg.seed,
+        observer,
+    )?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    let all: Vec<usize> = (0..n).collect();
+    let embedding = model.embed(&input, &all);
+
+    let mut rows = vec![score(
+        cfg.model.kind(),
+        embedding.view(),
+        prep,
+        &split,
+        cfg,
+    )?];
+    if cfg.evaluation.input_baselines {
+        rows.push(score(
+            "rna_pca (input)",
+            prep.rna_pca.view(),
+            prep,
+            &split,
+            cfg,
+        )?);
+        rows.push(score(
+            "atac_lsi (input)",
+            atac_lsi(prep, cfg)?.view(),
+            prep,
+            &split,
+            cfg,
+        )?);
+    }
+    Ok(Outcome {
+        model,
+        embedding,
+        history,
+        split,
+        rows,
+        device: format!("{device:?}"),
+        train_seconds,
+    })
+}
+
+/// LSI of the peaks (TF-IDF, PCA, first component dropped as it tracks depth), as many
+/// components as the RNA PCA: what the ATAC input alone says about the cells.
+fn atac_lsi(prep: &Prepared, cfg: &ExperimentConfig) -> Result<Array2<f32>> {
+    let k = (prep.rna_pca.ncols() + 1)
+        .min(prep.atac.ncols())
+        .min(prep.dataset.n_cells() - 1);
+    let tfidf = preprocess::tfidf(&prep.atac, 1e4);
+    let scores = pca::fit(preprocess::to_dense(&tfidf).view(), k, cfg.seed)?.scores;
+    Ok(scores.slice(ndarray::s![.., 1..]).to_owned())
+}
+
+/// Metrics of one embedding: kNN label transfer train -> test, k-means (k = number of
+/// cell types) ARI/NMI and cell-type silhouette over all cells.
+pub fn score(
+    method: &str,
+    emb: ArrayView2<f32>,
+    prep: &Prepared,
+    split: &split::Split,
+    cfg: &ExperimentConfig,
+) -> Result<crate::table::Row> {
+    let pick = |cells: &[usize]| -> (Array2<f32>, Vec<usize>) {
+        let rows = emb.select(ndarray::Axis(0), cells);
+        (rows, cells.iter().map(|&c| prep.labels[c]).collect())
+    };
+    let (train_x, train_y) = pick(&split.train);
+    let (test_x, test_y) = pick(&split.test);
+    let knn_acc = if test_y.is_empty() {
+        f64::NAN
+    } else {
+        knn::knn_label_accuracy(
+            train_x.view(),
+            &train_y,
+            test_x.view(),
+            &test_y,
+            cfg.evaluation.knn_k,
+        )?
+    };
+    let k = prep.label_names.len();
+    let clusters = clustering::kmeans(emb, k, cfg.seed)?;
+    Ok(crate::table::Row {
+        method: method.to_string(),
+        dataset: prep.dataset.name.clone(),
+        seed: cfg.seed,
+        cells: prep.dataset.n_cells(),
+        metrics: vec![
+            ("knn_accuracy".into(), knn_acc),
+            (
+                "kmeans_ari".into(),
+                clustering::adjusted_rand_index(&prep.labels, &clusters)?,
+            ),
+            (
+                "kmeans_nmi".into(),
+                clustering::normalized_mutual_info(&prep.labels, &clusters)?,
+            ),
+            (
+                "cell_type_asw".into(),
+                silhouette::cell_type_asw(emb, &prep.labels)?,
+            ),
+        ],
+    })
+}

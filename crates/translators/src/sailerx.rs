@@ -1,0 +1,432 @@
+//! SAILERX (Cao et al., NAR 50(21):e121, 2022): an ATAC VAE whose latent space is made
+//! invariant to technical confounders and aligned with RNA through the agreement of
+//! pairwise cosine similarities (SPEC.md §1).
+//!
+//! Loss per minibatch (main phase), with `q(z|x) = N(mu, diag exp(logvar))`:
+//!
+//! ```text
+//! L = w_kl KL(q || N(0, I))                                   summed
+//!   + recon_weight * BCE_with_logits(dec([z, c]), x)           summed
+//!   + w_kl * lambda * (mean_ij KL(q_i || q_j) - d / 2)         invariance
+//!   + gamma * sum_ij w_i w_j (cos(p_i, p_j) - cos(mu_i, mu_j))^2  structural similarity
+//! ```
+//! `c` are the confounders the decoder is conditioned on (standardized log ATAC depth,
+//! batch one-hot), `p` the RNA PCA, `w` the per-cell depth weights, `w_kl` cyclical.
+//! Warm-up epochs optimise `mean BCE + gamma * mean_ij (cos p - cos mu)^2` without KL.
+
+use std::path::Path;
+
+use crossomics_data::Csr;
+use crossomics_encoders::{Decoder, Encoder, GaussianEncoder, MlpConfig, MlpDecoder};
+use crossomics_losses::{KlSchedule, kl, recon, similarity};
+use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+use tch::{Device, nn};
+
+use crate::error::{ModelError, Result};
+use crate::tensor;
+use crate::train::{LossOutput, StepContext, Trainable};
+
+/// The `[model]` parameters of `kind = "sailerx"`; defaults are the published ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SailerxConfig {
+    pub latent_dim: i64,
+    pub encoder: MlpConfig,
+    pub decoder: MlpConfig,
+    /// lambda: weight of the invariance (pairwise KL) term.
+    pub invariance_weight: f64,
+    /// gamma: weight of the structural-similarity term.
+    pub alignment_weight: f64,
+    /// Scales the summed BCE (the published `pos_w = 20`).
+    pub recon_weight: f64,
+    /// Period of the cyclical KL weight, in epochs.
+    pub kl_period_epochs: u64,
+    /// Weight cells by their RNA/ATAC depth ratio in the alignment term.
+    pub cell_weights: bool,
+}
+
+impl Default for SailerxConfig {
+    fn default() -> Self {
+        let mlp = |hidden: Vec<i64>| MlpConfig {
+            hidden,
+            ..MlpConfig::default()
+        };
+        Self {
+            latent_dim: 50,
+            encoder: mlp(vec![64, 32]),
+            decoder: mlp(vec![32, 64]),
+            invariance_weight: 1.0,
+            alignment_weight: 6000.0,
+            recon_weight: 20.0,
+            kl_period_epochs: 100,
+            cell_weights: true,
+        }
+    }
+}
+
+impl SailerxConfig {
+    pub fn check(&self) -> Result<()> {
+        let bad = |name, reason: String| Err(ModelError::Parameter { name, reason });
+        if self.latent_dim < 1 {
+            return bad("model.latent_dim", format!("{} < 1", self.latent_dim));
+        }
+        for (name, v) in [
+            ("model.invariance_weight", self.invariance_weight),
+            ("model.alignment_weight", self.alignment_weight),
+            ("model.recon_weight", self.recon_weight),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return bad(name, format!("{v} is not a non-negative number"));
+            }
+        }
+        if self
+            .encoder
+            .hidden
+            .iter()
+            .chain(&self.decoder.hidden)
+            .any(|h| *h < 1)
+        {
+            return bad(
+                "model.encoder/decoder.hidden",
+                "layer widths must be >= 1".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What SAILERX trains on, all rows the same cells.
+#[derive(Debug, Clone, Copy)]
+pub struct SailerxInput<'a> {
+    /// Binarized peaks, cells x peaks.
+    pub atac: &'a Csr,
+    /// RNA PCA scores, the alignment target (cells x components).
+    pub rna_pca: ArrayView2<'a, f32>,
+    /// Confounders the decoder is conditioned on (cells x c; c may be 0).
+    pub covariates: ArrayView2<'a, f32>,
+    /// Per-cell alignment weights (all 1 to switch weighting off).
+    pub cell_weights: &'a [f32],
+}
+
+impl SailerxInput<'_> {
+    pub fn check(&self) -> Result<()> {
+        let n = self.atac.nrows();
+        let rows = [
+            ("RNA PCA", self.rna_pca.nrows()),
+            ("covariates", self.covariates.nrows()),
+            ("cell weights", self.cell_weights.len()),
+        ];
+        for (what, got) in rows {
+            if got != n {
+                return Err(ModelError::Input(format!(
+                    "{what} has {got} rows, the ATAC matrix {n}"
+                )));
+            }
+        }
+        if self
+            .rna_pca
+            .iter()
+            .chain(self.covariates.iter())
+            .chain(self.cell_weights)
+            .any(|v| !v.is_finite())
+        {
+            return Err(ModelError::Input(
+                "non-finite value in the RNA PCA, covariates or cell weights".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The SAILERX integrator: an ATAC VAE with invariance and structural-similarity terms.
+#[derive(Debug)]
+pub struct Sailerx {
+    vs: nn::VarStore,
+    encoder: GaussianEncoder,
+    decoder: MlpDecoder,
+    config: SailerxConfig,
+}
+
+impl Sailerx {
+    pub fn new(
+        config: SailerxConfig,
+        n_peaks: usize,
+        n_covariates: usize,
+        device: Device,
+    ) -> Result<Self> {
+        config.check()?;
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let encoder = GaussianEncoder::new(
+            &(&root / "encoder"),
+            n_peaks as i64,
+            0,
+            config.latent_dim,
+            &config.encoder,
+        );
+        let decoder = MlpDecoder::new(
+            &(&root / "decoder"),
+            config.latent_dim,
+            n_covariates as i64,
+            n_peaks as i64,
+            &config.decoder,
+        );
+        Ok(Self {
+            vs,
+            encoder,
+            decoder,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &SailerxConfig {
+        &self.config
+    }
+
+    /// The latent means of `cells` (the embedding used downstream), in evaluation mode.
+    pub fn embed(&self, input: &SailerxInput<'_>, cells: &[usize]) -> Array2<f32> {
+        let device = self.vs.device();
+        let mut out = Array2::<f32>::zeros((cells.len(), self.config.latent_dim as usize));
+        tch::no_grad(|| {
+            for (i, chunk) in cells.chunks(1024).enumerate() {
+                let x = tensor::rows_of_csr(input.atac, chunk, device);
+                let mu = tensor::to_array(&self.encoder.encode(&x, None, false).mu);
+                out.slice_mut(ndarray::s![i * 1024..i * 1024 + chunk.len(), ..])
+                    .assign(&mu);
+            }
+        });
+        out
+    }
+
+    /// Saves the weights as safetensors (PyTorch-compatible names), atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tmp = path.with_extension("partial.safetensors");
+        self.vs.save(&tmp).map_err(|e| ModelError::Checkpoint {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        std::fs::rename(&tmp, path).map_err(|e| ModelError::Checkpoint {
+            path: path.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Loads weights saved by [`Sailerx::save`] into a model built with the same shape.
+    pub fn load(&mut self, path: &Path) -> Result<()> {
+        self.vs.load(path).map_err(|e| ModelError::Checkpoint {
+            path: path.into(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl Trainable for Sailerx {
+    type Input<'a> = SailerxInput<'a>;
+
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn loss(
+        &self,
+        input: &SailerxInput<'_>,
+        cells: &[usize],
+        ctx: &StepContext,
+        train: bool,
+    ) -> Result<LossOutput> {
+        let device = self.vs.device();
+        let x = tensor::rows_of_csr(input.atac, cells, device);
+        let p = tensor::rows_of_array(input.rna_pca, cells, device);
+        let c = tensor::rows_of_array(input.covariates, cells, device);
+        let gamma = self.config.alignment_weight;
+
+        let q = self.encoder.encode(&x, None, train);
+        let z = q.sample(train);
+        let logits = self.decoder.decode(&z, Some(&c), train);
+
+        if ctx.warmup {
+            let bce = recon::bernoulli_mean(&logits, &x);
+            let align = similarity::structural_mse(&p, &q.mu);
+            let total = &bce + &align * gamma;
+            return Ok(LossOutput {
+                total,
+                parts: vec![("recon", bce), ("align", align)],
+            });
+        }
+        let w_kl = if ctx.validation {
+            1.0
+        } else {
+            KlSchedule::Cyclical {
+                period_steps: self.config.kl_period_epochs * ctx.steps_per_epoch,
+            }
+            .weight(ctx.step)
+        };
+        let weights = self
+            .config
+            .cell_weights
+            .then(|| tensor::entries(input.cell_weights, cells, device));
+        let kl = kl::standard_normal(&q.mu, &q.logvar);
+        let bce = recon::bernoulli_sum(&logits, &x) * self.config.recon_weight;
+        let inv = kl::invariance(&q.mu, &q.logvar);
+        let align = similarity::structural(&p, &q.mu, weights.as_ref());
+        let total =
+            &kl * w_kl + &bce + &inv * (w_kl * self.config.invariance_weight) + &align * gamma;
+        Ok(LossOutput {
+            total,
+            parts: vec![
+                ("kl", kl),
+                ("recon", bce),
+                ("invariance", inv),
+                ("align", align),
+            ],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::{TrainOptions, fit};
+    use nalgebra_sparse::{CooMatrix, CsrMatrix};
+    use ndarray::Array2;
+
+    /// Two groups of cells open in different halves of the peaks, with an RNA PCA that
+    /// separates the same groups.
+    fn toy(n: usize, peaks: usize) -> (Csr, Array2<f32>, Array2<f32>, Vec<f32>) {
+        let mut coo = CooMatrix::new(n, peaks);
+        for i in 0..n {
+            let half = i % 2;
+            for j in 0..peaks / 2 {
+                if (i * 7 + j * 3) % 4 != 0 {
+                    coo.push(i, half * peaks / 2 + j, 1.0);
+                }
+            }
+        }
+        let pca = Array2::from_shape_fn((n, 3), |(i, k)| {
+            if k == i % 2 {
+                2.0
+            } else {
+                0.1 * (i % 5) as f32
+            }
+        });
+        let cov = Array2::from_shape_fn((n, 1), |(i, _)| (i % 3) as f32 - 1.0);
+        (CsrMatrix::from(&coo), pca, cov, vec![1.0; n])
+    }
+
+    #[test]
+    fn training_lowers_the_loss_and_separates_the_groups() {
+        tch::manual_seed(0);
+        let (atac, pca, cov, w) = toy(64, 40);
+        let input = SailerxInput {
+            atac: &atac,
+            rna_pca: pca.view(),
+            covariates: cov.view(),
+            cell_weights: &w,
+        };
+        input.check().unwrap();
+        let cfg = SailerxConfig {
+            latent_dim: 4,
+            alignment_weight: 10.0,
+            kl_period_epochs: 10,
+            ..Default::default()
+        };
+        let model = Sailerx::new(cfg, 40, 1, Device::Cpu).unwrap();
+        let cells: Vec<usize> = (0..64).collect();
+        let opts = TrainOptions {
+            epochs: 40,
+            warmup_epochs: 3,
+            batch_size: 32,
+            lr: 1e-2,
+            ..Default::default()
+        };
+        let h = fit(
+            &model,
+            &input,
+            &cells[..48],
+            &cells[48..],
+            &opts,
+            0,
+            &mut |_| {},
+        )
+        .unwrap();
+        let first = h.epochs[3].val_loss.unwrap();
+        let last = h.epochs.last().unwrap().val_loss.unwrap();
+        assert!(last < first, "validation loss {first} -> {last}");
+        let z = model.embed(&input, &cells);
+        assert_eq!(z.dim(), (64, 4));
+        // nearest neighbour (Euclidean) of each cell is in its own group for most cells
+        let mut agree = 0;
+        for i in 0..64 {
+            let nn = (0..64)
+                .filter(|&j| j != i)
+                .min_by(|&a, &b| {
+                    let da: f32 = (&z.row(i) - &z.row(a)).mapv(|v| v * v).sum();
+                    let db: f32 = (&z.row(i) - &z.row(b)).mapv(|v| v * v).sum();
+                    da.total_cmp(&db)
+                })
+                .unwrap();
+            agree += usize::from(nn % 2 == i % 2);
+        }
+        assert!(
+            agree >= 58,
+            "{agree}/64 nearest neighbours in the same group"
+        );
+    }
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let (atac, pca, cov, w) = toy(16, 10);
+        let input = SailerxInput {
+            atac: &atac,
+            rna_pca: pca.view(),
+            covariates: cov.view(),
+            cell_weights: &w,
+        };
+        let cfg = SailerxConfig {
+            latent_dim: 3,
+            ..Default::default()
+        };
+        let a = Sailerx::new(cfg.clone(), 10, 1, Device::Cpu).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        a.save(&path).unwrap();
+        let mut b = Sailerx::new(cfg, 10, 1, Device::Cpu).unwrap();
+        let cells: Vec<usize> = (0..16).collect();
+        assert_ne!(a.embed(&input, &cells), b.embed(&input, &cells));
+        b.load(&path).unwrap();
+        assert_eq!(a.embed(&input, &cells), b.embed(&input, &cells));
+        let missing = b
+            .load(&dir.path().join("none.safetensors"))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("none.safetensors"), "{missing}");
+    }
+
+    #[test]
+    fn mismatched_inputs_and_bad_parameters_are_errors() {
+        let (atac, pca, cov, w) = toy(8, 10);
+        let short = &w[..5];
+        let input = SailerxInput {
+            atac: &atac,
+            rna_pca: pca.view(),
+            covariates: cov.view(),
+            cell_weights: short,
+        };
+        assert!(
+            input
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("cell weights has 5 rows")
+        );
+        let cfg = SailerxConfig {
+            alignment_weight: f64::NAN,
+            ..Default::default()
+        };
+        let err = Sailerx::new(cfg, 10, 1, Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("model.alignment_weight"), "{err}");
+    }
+}
