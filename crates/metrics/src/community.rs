@@ -56,7 +56,7 @@ impl WeightedGraph {
                 directed.push((j, i, w));
             }
         }
-        directed.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        directed.sort_unstable_by_key(|a| (a.0, a.1));
         let mut offsets = vec![0usize; n + 1];
         let mut targets = Vec::with_capacity(directed.len());
         let mut weights: Vec<f64> = Vec::with_capacity(directed.len());
@@ -94,7 +94,7 @@ impl WeightedGraph {
                 }
             }
         }
-        edges.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        edges.sort_unstable_by_key(|a| (a.0, a.1));
         edges.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
         Self::from_edges(n, &edges).expect("valid kNN indices")
     }
@@ -475,10 +475,10 @@ impl Partition {
         if self.size[from] == 0 {
             self.empty.push(from);
         }
-        if self.size[to] == 0 {
-            if let Some(pos) = self.empty.iter().rposition(|&c| c == to) {
-                self.empty.swap_remove(pos);
-            }
+        if self.size[to] == 0
+            && let Some(pos) = self.empty.iter().rposition(|&c| c == to)
+        {
+            self.empty.swap_remove(pos);
         }
         self.tot[to] += k_v;
         self.size[to] += 1;

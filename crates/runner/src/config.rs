@@ -49,6 +49,21 @@ impl ModelConfig {
             Self::Sailerx(_) => "sailerx",
         }
     }
+
+    /// Deserializes a `[model]` table's parameters on their own, for errors with a path.
+    fn check_section(table: &toml::Table) -> Result<(), (String, String)> {
+        fn parse<T: serde::de::DeserializeOwned>(t: toml::Table) -> Result<(), (String, String)> {
+            serde_path_to_error::deserialize::<_, T>(toml::Value::Table(t))
+                .map(drop)
+                .map_err(|e| (e.path().to_string(), e.into_inner().to_string()))
+        }
+        let mut params = table.clone();
+        let kind = params.remove("kind");
+        match kind.as_ref().and_then(toml::Value::as_str) {
+            Some("sailerx") => parse::<SailerxConfig>(params),
+            _ => Ok(()), // unknown or missing kinds are reported by the main pass
+        }
+    }
 }
 
 /// Confounders the decoder is conditioned on (SAILERX's invariance mechanism).
@@ -117,6 +132,12 @@ pub fn parse(text: &str, origin: &str) -> Result<ExperimentConfig> {
 }
 
 fn from_value(value: toml::Value, origin: &str) -> Result<ExperimentConfig> {
+    // Tagged enums buffer their content, which hides the path inside them: check the
+    // model section on its own first so that its errors name the full key path.
+    if let Some(model) = value.get("model").and_then(toml::Value::as_table) {
+        ModelConfig::check_section(model)
+            .map_err(|(path, e)| anyhow::anyhow!("{origin}: at `model.{path}`: {e}"))?;
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         anyhow::anyhow!("{origin}: at `{path}`: {}", e.into_inner())

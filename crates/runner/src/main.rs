@@ -100,10 +100,19 @@ fn run(cfg: &ExperimentConfig, base: &Path, force: bool) -> Result<()> {
         );
         return Ok(());
     }
+    run.begin()?;
+    let result = execute(cfg, base, &run, &resolved);
+    if result.is_err() {
+        // an interrupted or failed run leaves nothing behind
+        let _ = std::fs::remove_dir_all(&run.work_dir);
+    }
+    result
+}
+
+fn execute(cfg: &ExperimentConfig, base: &Path, run: &RunDir, resolved: &str) -> Result<()> {
     let started = rundir::unix_now();
     let clock = Instant::now();
-    run.begin()?;
-    run.write("config.resolved.toml", &resolved)?;
+    run.write("config.resolved.toml", resolved)?;
 
     tracing::info!(experiment = %cfg.name, run = %run.id, "preparing data");
     let prep = pipeline::prepare(cfg, base)?;

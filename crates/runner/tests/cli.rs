@@ -1,0 +1,175 @@
+//! The `crossomics` binary end to end on the bundled sample.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn crossomics(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_crossomics"))
+        .args(args)
+        .current_dir(cwd)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+fn quickstart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/quickstart.toml")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn run_writes_a_complete_reproducible_run_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = quickstart();
+    let args = [
+        "run",
+        cfg.to_str().unwrap(),
+        "--set",
+        "training.epochs=8",
+        "--set",
+        "training.warmup_epochs=2",
+        "--out",
+        "out",
+    ];
+    let o = crossomics(&args, tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("| method | dataset | seed | cells | knn_accuracy"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| sailerx | bmmc_multiome_starter | 0 | 500 |"),
+        "{stdout}"
+    );
+
+    let runs: Vec<PathBuf> = std::fs::read_dir(tmp.path().join("out/quickstart"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        runs.len(),
+        1,
+        "one finished run and no partial folder: {runs:?}"
+    );
+    let run = &runs[0];
+    for f in [
+        "config.resolved.toml",
+        "meta.json",
+        "losses.csv",
+        "embedding.npy",
+        "split.json",
+        "model.safetensors",
+        "metrics.json",
+        "results.md",
+        "results.csv",
+    ] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+    // the resolved config is itself a valid config that reproduces the run id
+    let resolved = std::fs::read_to_string(run.join("config.resolved.toml")).unwrap();
+    assert!(resolved.contains("epochs = 8"));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["seed"], 0);
+    assert_eq!(meta["libtorch_version"], "2.11.0");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    let rows = metrics.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "model + two input baselines");
+    for row in rows {
+        for m in row["metrics"].as_array().unwrap() {
+            let v = m[1].as_f64().unwrap();
+            assert!((-1.0..=1.0).contains(&v), "{m}");
+        }
+    }
+    // RNA PCA separates the annotated types far better than chance (21 types, largest 18%)
+    let knn = rows[1]["metrics"][0][1].as_f64().unwrap();
+    assert!(knn > 0.5, "RNA PCA kNN accuracy {knn}");
+    let losses = std::fs::read_to_string(run.join("losses.csv")).unwrap();
+    assert_eq!(
+        losses.lines().count(),
+        1 + 10,
+        "header + one line per epoch"
+    );
+
+    // a second run with the same config is skipped; --force redoes it
+    let o = crossomics(&args, tmp.path());
+    assert!(
+        o.status.success() && text(&o).contains("already finished"),
+        "{}",
+        text(&o)
+    );
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let o2 = crossomics(&forced, tmp.path());
+    assert!(o2.status.success(), "{}", text(&o2));
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(again, metrics, "same seed, same config: same metrics");
+}
+
+#[test]
+fn check_prints_the_resolved_config_and_rejects_typos() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = quickstart();
+    let o = crossomics(
+        &[
+            "check",
+            cfg.to_str().unwrap(),
+            "--set",
+            "model.latent_dim=7",
+        ],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("latent_dim = 7"));
+
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\n[model]\nkind = \"sailerx\"\n[training]\nepohcs = 3\n",
+    )
+    .unwrap();
+    let o = crossomics(&["check", bad.to_str().unwrap()], tmp.path());
+    assert!(!o.status.success());
+    let msg = text(&o);
+    assert!(msg.contains("bad.toml") && msg.contains("epohcs"), "{msg}");
+}
+
+#[test]
+fn bad_dataset_is_a_clear_error_and_leaves_no_finished_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        data.join("rna_counts.mtx"),
+        "%%MatrixMarket matrix coordinate integer general\n3 2 4\n1 1 1\n",
+    )
+    .unwrap();
+    let cfg = tmp.path().join("exp.toml");
+    std::fs::write(
+        &cfg,
+        "name = \"broken\"\n[dataset]\nformat = \"plain\"\npath = \"data\"\n[model]\nkind = \"sailerx\"\n",
+    )
+    .unwrap();
+    let o = crossomics(&["run", cfg.to_str().unwrap(), "--out", "out"], tmp.path());
+    assert!(!o.status.success());
+    let msg = text(&o);
+    assert!(
+        msg.contains("rna_counts.mtx") && msg.contains("truncated"),
+        "{msg}"
+    );
+    assert!(!msg.contains("panicked"), "{msg}");
+    let left = std::fs::read_dir(tmp.path().join("out/broken"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "a failed run leaves no folder behind");
+}
