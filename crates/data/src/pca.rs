@@ -131,8 +131,8 @@ mod tests {
             .copied()
             .collect();
         s.sort_by(|a, b| b.total_cmp(a));
-        for k in 0..5 {
-            let exact = s[k] * s[k] / 59.0;
+        for (k, sk) in s.iter().take(5).enumerate() {
+            let exact = sk * sk / 59.0;
             assert!(
                 (pca.explained_variance[k] - exact).abs() <= 1e-6 * exact.max(1.0),
                 "{k}"

@@ -1,5 +1,6 @@
 //! `crossomics`: run experiments from TOML configs.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -49,6 +50,7 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
     if let Err(e) = dispatch(Cli::parse()) {
@@ -128,7 +130,7 @@ fn execute(cfg: &ExperimentConfig, base: &Path, run: &RunDir, resolved: &str) ->
     let total_epochs = cfg.training.warmup_epochs + cfg.training.epochs;
     let every = (total_epochs / 10).max(1);
     let mut observer = |r: &crossomics_translators::EpochRecord| {
-        if r.epoch % every == 0 || r.epoch + 1 == total_epochs {
+        if r.epoch.is_multiple_of(every) || r.epoch + 1 == total_epochs {
             let total = r
                 .train
                 .iter()
@@ -163,6 +165,7 @@ fn execute(cfg: &ExperimentConfig, base: &Path, run: &RunDir, resolved: &str) ->
             tch_version: "0.24.0",
             libtorch_version: "2.11.0",
             device: outcome.device.clone(),
+            cpu_threads: tch::get_num_threads(),
             seed: cfg.seed,
             started_unix: started,
             finished_unix: rundir::unix_now(),

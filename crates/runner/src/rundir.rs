@@ -102,6 +102,9 @@ pub struct Meta {
     pub tch_version: &'static str,
     pub libtorch_version: &'static str,
     pub device: String,
+    /// libtorch intra-op threads: results are bit-identical for the same seed, config
+    /// and thread count (summation order depends on the threads).
+    pub cpu_threads: i32,
     pub seed: u64,
     pub started_unix: u64,
     pub finished_unix: u64,
