@@ -40,6 +40,12 @@ impl DatasetConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PreprocessConfig {
+    /// Cell QC: keep cells with at least this many genes detected ...
+    pub min_genes: usize,
+    /// ... at most this many ...
+    pub max_genes: Option<usize>,
+    /// ... and at least this many peaks open.
+    pub min_peaks: usize,
     /// Keep genes detected in at least this many cells.
     pub rna_min_cells: usize,
     /// Keep peaks open in at least this many cells ...
@@ -55,6 +61,9 @@ pub struct PreprocessConfig {
 impl Default for PreprocessConfig {
     fn default() -> Self {
         Self {
+            min_genes: 0,
+            max_genes: None,
+            min_peaks: 0,
             rna_min_cells: 3,
             atac_min_cells: 3,
             atac_max_fraction: 1.0,

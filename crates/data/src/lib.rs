@@ -12,6 +12,7 @@ pub mod dataset;
 pub mod error;
 pub mod genome;
 pub mod mtx;
+pub mod pair;
 pub mod pca;
 pub mod plain;
 pub mod preprocess;

@@ -67,49 +67,50 @@ pub(crate) fn read_files(name: &str, files: &dyn Files) -> Result<PairedDataset>
     let (cells_path, r) = files.open("cells.tsv")?;
     let cells = read_cell_table(r, &cells_path)?;
 
-    let mismatch =
-        |path: &Path, what: &str, got: usize, expected: usize, by: &str| DataError::ShapeMismatch {
-            path: path.to_path_buf(),
-            what: what.into(),
-            got,
-            expected,
-            expected_by: by.into(),
-        };
-    if cells.len() != rna.nrows() {
-        return Err(mismatch(
+    let checks = [
+        (
             &cells_path,
             "the cell table",
             cells.len(),
             rna.nrows(),
-            &format!("{} (rows)", rna_path.display()),
-        ));
-    }
-    if atac.nrows() != rna.nrows() {
-        return Err(mismatch(
+            &rna_path,
+            "rows",
+        ),
+        (
             &atac_path,
             "the ATAC matrix rows",
             atac.nrows(),
             rna.nrows(),
-            &format!("{} (rows)", rna_path.display()),
-        ));
-    }
-    if genes.len() != rna.ncols() {
-        return Err(mismatch(
+            &rna_path,
+            "rows",
+        ),
+        (
             &genes_path,
             "the gene list",
             genes.len(),
             rna.ncols(),
-            &format!("{} (columns)", rna_path.display()),
-        ));
-    }
-    if peaks.len() != atac.ncols() {
-        return Err(mismatch(
+            &rna_path,
+            "columns",
+        ),
+        (
             &peaks_path,
             "the peak list",
             peaks.len(),
             atac.ncols(),
-            &format!("{} (columns)", atac_path.display()),
-        ));
+            &atac_path,
+            "columns",
+        ),
+    ];
+    for (path, what, got, expected, by, axis) in checks {
+        if got != expected {
+            return Err(DataError::ShapeMismatch {
+                path: path.clone(),
+                what: what.into(),
+                got,
+                expected,
+                expected_by: format!("{} ({axis})", by.display()),
+            });
+        }
     }
     PairedDataset::new(name, rna, atac, cells, genes, peaks)
 }
@@ -146,6 +147,7 @@ fn read_cell_table(reader: impl Read, path: &Path) -> Result<CellTable> {
     };
     let names: Vec<String> = header.split('\t').map(|s| s.trim().to_string()).collect();
     let mut barcodes = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut columns: Vec<Vec<String>> = vec![Vec::new(); names.len().saturating_sub(1)];
     for (i, line) in lines.enumerate() {
         let line = line.map_err(|e| DataError::io(path, e))?;
@@ -161,6 +163,12 @@ fn read_cell_table(reader: impl Read, path: &Path) -> Result<CellTable> {
                     fields.len(),
                     names.len()
                 ),
+            ));
+        }
+        if !seen.insert(fields[0].to_string()) {
+            return Err(parse_err(
+                i + 2,
+                format!("barcode `{}` occurs twice", fields[0]),
             ));
         }
         barcodes.push(fields[0].to_string());
@@ -224,6 +232,13 @@ mod tests {
         write_dataset(dir.path(), "barcode\ttype\nA\tT\tX\nB\tB\n", "G1\nG2\n");
         let msg = read_dir(dir.path()).unwrap_err().to_string();
         assert!(msg.contains("cells.tsv, line 2"), "{msg}");
+
+        write_dataset(dir.path(), "barcode\ttype\nA\tT\nA\tB\n", "G1\nG2\n");
+        let msg = read_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            msg.contains("cells.tsv, line 3") && msg.contains("`A` occurs twice"),
+            "{msg}"
+        );
 
         fs::remove_file(dir.path().join("peaks.tsv")).unwrap();
         let msg = read_dir(dir.path()).unwrap_err().to_string();

@@ -34,6 +34,90 @@ pub fn feature_filter(m: &CsrMatrix<f32>, min_cells: usize, max_fraction: f64) -
         .collect()
 }
 
+/// Number of non-zero features of each cell.
+pub fn features_per_cell(m: &CsrMatrix<f32>) -> Vec<usize> {
+    m.row_iter()
+        .map(|r| r.values().iter().filter(|v| **v != 0.0).count())
+        .collect()
+}
+
+/// Cells with `min_genes..=max_genes` genes detected and at least `min_peaks` peaks open
+/// (BABEL keeps cells with 200-7000 genes).
+pub fn cell_qc(
+    d: &crate::PairedDataset,
+    min_genes: usize,
+    max_genes: usize,
+    min_peaks: usize,
+) -> Vec<usize> {
+    let genes = features_per_cell(&d.rna);
+    let peaks = features_per_cell(&d.atac);
+    (0..d.n_cells())
+        .filter(|&i| genes[i] >= min_genes && genes[i] <= max_genes && peaks[i] >= min_peaks)
+        .collect()
+}
+
+/// The `q`-th percentile (0..=100) of all entries of the matrix, implicit zeros included,
+/// with numpy's default linear interpolation.
+pub fn percentile_with_zeros(m: &CsrMatrix<f32>, q: f64) -> Result<f64> {
+    let total = m.nrows() * m.ncols();
+    if total == 0 {
+        return Err(DataError::Empty {
+            what: "matrix".into(),
+            reason: "no entries to take a percentile of".into(),
+        });
+    }
+    if !(0.0..=100.0).contains(&q) {
+        return Err(DataError::invalid(
+            "percentile",
+            format!("{q} is not in [0, 100]"),
+        ));
+    }
+    let mut stored: Vec<f64> = m
+        .values()
+        .iter()
+        .map(|&v| f64::from(v))
+        .filter(|v| *v != 0.0)
+        .collect();
+    stored.sort_by(f64::total_cmp);
+    let negatives = stored.partition_point(|v| *v < 0.0);
+    let zeros = total - stored.len();
+    // the k-th smallest of all entries
+    let kth = |k: usize| -> f64 {
+        if k < negatives {
+            stored[k]
+        } else if k < negatives + zeros {
+            0.0
+        } else {
+            stored[k - zeros]
+        }
+    };
+    let pos = q / 100.0 * (total - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(total - 1);
+    Ok(kth(lo) + (pos - lo as f64) * (kth(hi) - kth(lo)))
+}
+
+/// Clips stored values into the `[lo_q, hi_q]` percentiles of all entries (BABEL clips
+/// normalized RNA at 0.5 / 99.5). Implicit zeros stay zero, which is exact whenever the
+/// lower percentile is <= 0 (any matrix that is at least `lo_q`% zeros); otherwise an error.
+pub fn clip_percentiles(m: &CsrMatrix<f32>, lo_q: f64, hi_q: f64) -> Result<CsrMatrix<f32>> {
+    let lo = percentile_with_zeros(m, lo_q)?;
+    let hi = percentile_with_zeros(m, hi_q)?;
+    if lo > 0.0 && m.nnz() < m.nrows() * m.ncols() {
+        return Err(DataError::invalid(
+            "percentile clipping",
+            format!(
+                "the {lo_q}th percentile is {lo} > 0: clipping would make the sparse matrix dense"
+            ),
+        ));
+    }
+    let mut out = m.clone();
+    for v in out.values_mut() {
+        *v = f64::from(*v).clamp(lo, hi) as f32;
+    }
+    Ok(out)
+}
+
 /// Median of the positive library sizes: scanpy's `normalize_total` default target.
 pub fn median_library_size(sizes: &[f64]) -> Option<f64> {
     let mut positive: Vec<f64> = sizes.iter().copied().filter(|s| *s > 0.0).collect();
@@ -194,6 +278,40 @@ mod tests {
             epsilon = 1e-5
         );
         assert_eq!(t[[2, 0]], 0.0);
+    }
+
+    #[test]
+    fn percentiles_count_the_zeros_like_numpy() {
+        let m = example(); // entries: 1, 3, 2, 6 and five zeros
+        // numpy: np.percentile([0,0,0,0,0,1,2,3,6], q)
+        for (q, want) in [
+            (0.0, 0.0),
+            (50.0, 0.0),
+            (62.5, 1.0),
+            (90.0, 3.6),
+            (99.5, 5.88),
+            (100.0, 6.0),
+        ] {
+            let got = percentile_with_zeros(&m, q).unwrap();
+            assert!((got - want).abs() < 1e-9, "q={q}: {got} vs {want}");
+        }
+        let c = to_dense(&clip_percentiles(&m, 0.5, 90.0).unwrap());
+        assert_relative_eq!(c[[1, 2]], 3.6, epsilon = 1e-6);
+        assert_eq!(c[[0, 0]], 1.0);
+        assert!(percentile_with_zeros(&m, 101.0).is_err());
+    }
+
+    #[test]
+    fn cell_qc_keeps_cells_in_range() {
+        let d = crate::sample::bmmc_multiome_starter().unwrap();
+        let genes = features_per_cell(&d.rna);
+        let peaks = features_per_cell(&d.atac);
+        let kept = cell_qc(&d, 100, 200, 50);
+        assert!(!kept.is_empty() && kept.len() < d.n_cells());
+        for i in 0..d.n_cells() {
+            let ok = (100..=200).contains(&genes[i]) && peaks[i] >= 50;
+            assert_eq!(kept.contains(&i), ok, "cell {i}");
+        }
     }
 
     #[test]

@@ -29,8 +29,26 @@ pub struct Prepared {
 
 /// Preprocessing as the quickstart config describes it.
 pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
-    let raw = cfg.dataset.load(base).context("loading the dataset")?;
+    let loaded = cfg.dataset.load(base).context("loading the dataset")?;
     let p = &cfg.preprocessing;
+    let cells = preprocess::cell_qc(
+        &loaded,
+        p.min_genes,
+        p.max_genes.unwrap_or(usize::MAX),
+        p.min_peaks,
+    );
+    if cells.len() < 10 {
+        bail!(
+            "cell QC kept {} of {} cells; relax min_genes / max_genes / min_peaks",
+            cells.len(),
+            loaded.n_cells()
+        );
+    }
+    let raw = if cells.len() == loaded.n_cells() {
+        loaded
+    } else {
+        loaded.subset_cells(&cells)
+    };
     let genes = preprocess::feature_filter(&raw.rna, p.rna_min_cells, 1.0);
     let peaks = preprocess::feature_filter(&raw.atac, p.atac_min_cells, p.atac_max_fraction);
     if genes.is_empty() || peaks.is_empty() {

@@ -1,0 +1,69 @@
+//! Every plain-layout folder of the project's shared real data reads with the shapes
+//! and labels its README documents. CI has `../shared` beside the clone.
+
+use std::path::PathBuf;
+
+use crossomics_data::plain;
+
+fn shared(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(name);
+    assert!(
+        dir.is_dir(),
+        "{} is missing: the shared data folder must sit beside the clone",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn bmmc_multiome_starter_matches_the_bundled_copy() {
+    let d = plain::read_dir(&shared("bmmc_multiome_starter")).unwrap();
+    let bundled = crossomics_data::sample::bmmc_multiome_starter().unwrap();
+    assert_eq!(d.rna, bundled.rna);
+    assert_eq!(d.atac, bundled.atac);
+    assert_eq!(d.cells, bundled.cells);
+    assert_eq!(d.genes, bundled.genes);
+    assert_eq!(d.peaks, bundled.peaks);
+}
+
+#[test]
+fn scicar_a549_reads_with_its_contigs() {
+    let d = plain::read_dir(&shared("scicar_a549")).unwrap();
+    assert_eq!(
+        (d.n_cells(), d.rna.ncols(), d.atac.ncols()),
+        (2641, 1185, 52761)
+    );
+    // hg19 peaks written as `1-9963-10665` are unified to UCSC names
+    assert_eq!(d.peaks[0].to_string(), "chr1:9963-10665");
+    let groups = d.chromosome_groups();
+    assert!(groups.iter().any(|(c, _)| c == "chrX"));
+    assert_eq!(groups.iter().map(|(_, p)| p.len()).sum::<usize>(), 52761);
+    // ATAC is binary, RNA exact integers
+    assert!(d.atac.values().iter().all(|v| *v == 1.0));
+    assert!(d.rna.values().iter().all(|v| v.fract() == 0.0));
+    let (_, times) = d.cells.codes("time_h").unwrap();
+    assert_eq!(times, vec!["0", "1", "3"]);
+    let counts = |t: &str| {
+        d.cells
+            .column("time_h")
+            .unwrap()
+            .iter()
+            .filter(|v| *v == t)
+            .count()
+    };
+    assert_eq!((counts("0"), counts("1"), counts("3")), (583, 983, 1075));
+}
+
+#[test]
+fn pbmc_multiome_100_reads_underscore_peaks() {
+    let d = plain::read_dir(&shared("pbmc_multiome_100")).unwrap();
+    assert_eq!(
+        (d.n_cells(), d.rna.ncols(), d.atac.ncols()),
+        (100, 200, 200)
+    );
+    assert_eq!(d.peaks[0].to_string(), "chr18:11980068-11982718");
+    let (_, types) = d.cells.codes("celltype").unwrap();
+    assert_eq!(types.len(), 19);
+}
