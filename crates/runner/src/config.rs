@@ -131,7 +131,7 @@ pub fn parse(text: &str, origin: &str) -> Result<ExperimentConfig> {
     from_value(value, origin)
 }
 
-fn from_value(value: toml::Value, origin: &str) -> Result<ExperimentConfig> {
+pub(crate) fn from_value(value: toml::Value, origin: &str) -> Result<ExperimentConfig> {
     // Tagged enums buffer their content, which hides the path inside them: check the
     // model section on its own first so that its errors name the full key path.
     if let Some(model) = value.get("model").and_then(toml::Value::as_table) {

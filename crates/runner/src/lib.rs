@@ -6,6 +6,7 @@
 //! [`table`] the results table.
 
 pub mod config;
+pub mod experiment;
 pub mod pipeline;
 pub mod rundir;
 pub mod table;

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use crossomics_runner::config::{self, ExperimentConfig};
+use crossomics_runner::config::ExperimentConfig;
+use crossomics_runner::experiment;
 use crossomics_runner::rundir::{self, Meta, RunDir};
 use crossomics_runner::{pipeline, table};
 
@@ -23,7 +24,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Train and evaluate the experiment a config describes; print and save its table.
+    /// Train and evaluate every run an experiment file describes (its sweep expanded);
+    /// print and save the tables.
     Run {
         config: PathBuf,
         /// Override a config key, e.g. `--set model.latent_dim=32` (repeatable).
@@ -32,16 +34,22 @@ enum Cmd {
         /// Output directory (default: the config's `output.dir`).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Redo a run whose results already exist.
+        /// Redo runs whose results already exist.
         #[arg(long)]
         force: bool,
     },
-    /// Validate a config and print the resolved settings, without training.
+    /// Validate an experiment file and list the runs it expands to, without training.
     Check {
         config: PathBuf,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Print the resolved config of every run.
+        #[arg(long)]
+        verbose: bool,
     },
+    /// Aggregate the finished runs of an experiment folder (`runs/<name>`) into the
+    /// benchmark table: mean ± std over seeds per method and variant.
+    Table { dir: PathBuf },
 }
 
 fn main() {
@@ -61,10 +69,28 @@ fn main() {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Check { config, overrides } => {
-            let cfg = config::load(&config, &overrides)?;
-            print!("{}", toml::to_string(&cfg)?);
-            eprintln!("{}: valid ({} model)", config.display(), cfg.model.kind());
+        Cmd::Check {
+            config,
+            overrides,
+            verbose,
+        } => {
+            let runs = experiment::plan(&config, &overrides)?;
+            for (i, r) in runs.iter().enumerate() {
+                let resolved = toml::to_string(&r.config)?;
+                let id = RunDir::new(
+                    &r.config.output.dir,
+                    &r.config.name,
+                    r.config.model.kind(),
+                    r.config.seed,
+                    &resolved,
+                )
+                .id;
+                println!("run {}/{}: {id} {}", i + 1, runs.len(), r.variant);
+                if verbose || runs.len() == 1 {
+                    println!("{resolved}");
+                }
+            }
+            eprintln!("{}: valid, {} run(s)", config.display(), runs.len());
             Ok(())
         }
         Cmd::Run {
@@ -73,16 +99,84 @@ fn dispatch(cli: Cli) -> Result<()> {
             out,
             force,
         } => {
-            let mut cfg = config::load(&config, &overrides)?;
-            if let Some(out) = out {
-                cfg.output.dir = out;
+            let runs = experiment::plan(&config, &overrides)?;
+            let base = config.parent().unwrap_or(Path::new("."));
+            let mut failed = Vec::new();
+            let mut dirs = Vec::new();
+            for (i, planned) in runs.iter().enumerate() {
+                let mut cfg = planned.config.clone();
+                if let Some(out) = &out {
+                    cfg.output.dir = out.clone();
+                }
+                if runs.len() > 1 {
+                    tracing::info!(
+                        "run {}/{} {} seed {}",
+                        i + 1,
+                        runs.len(),
+                        planned.variant,
+                        cfg.seed
+                    );
+                }
+                dirs.push(cfg.output.dir.join(&cfg.name));
+                if let Err(e) = run(&cfg, &planned.variant, base, force) {
+                    eprintln!(
+                        "error: run {}/{} ({} seed {}): {e:#}",
+                        i + 1,
+                        runs.len(),
+                        planned.variant,
+                        cfg.seed
+                    );
+                    failed.push(i + 1);
+                }
             }
-            run(&cfg, config.parent().unwrap_or(Path::new(".")), force)
+            if runs.len() > 1 {
+                dirs.dedup();
+                for dir in &dirs {
+                    print_table(dir)?;
+                }
+            }
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!("{} of {} runs failed: {failed:?}", failed.len(), runs.len())
+            }
         }
+        Cmd::Table { dir } => print_table(&dir),
     }
 }
 
-fn run(cfg: &ExperimentConfig, base: &Path, force: bool) -> Result<()> {
+/// Aggregates `dir/*/metrics.json` into `dir/table.{md,csv}` and prints it.
+fn print_table(dir: &Path) -> Result<()> {
+    let mut rows: Vec<table::Row> = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the experiment folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("metrics.json").is_file())
+        .collect();
+    entries.sort();
+    for run in &entries {
+        let path = run.join("metrics.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut r: Vec<table::Row> = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a crossomics metrics file", path.display()))?;
+        rows.append(&mut r);
+    }
+    if rows.is_empty() {
+        anyhow::bail!("{} holds no finished runs", dir.display());
+    }
+    let aggs = table::aggregate(&rows);
+    let md = table::aggregate_markdown(&aggs);
+    rundir::write_atomic(&dir.join("table.md"), md.as_bytes())?;
+    rundir::write_atomic(
+        &dir.join("table.csv"),
+        table::aggregate_csv(&aggs).as_bytes(),
+    )?;
+    println!("\n{} ({} runs)\n\n{md}", dir.display(), entries.len());
+    Ok(())
+}
+
+fn run(cfg: &ExperimentConfig, variant: &str, base: &Path, force: bool) -> Result<()> {
     let resolved = toml::to_string(cfg)?;
     let run = RunDir::new(
         &cfg.output.dir,
@@ -103,7 +197,7 @@ fn run(cfg: &ExperimentConfig, base: &Path, force: bool) -> Result<()> {
         return Ok(());
     }
     run.begin()?;
-    let result = execute(cfg, base, &run, &resolved);
+    let result = execute(cfg, variant, base, &run, &resolved);
     if result.is_err() {
         // an interrupted or failed run leaves nothing behind
         let _ = std::fs::remove_dir_all(&run.work_dir);
@@ -111,7 +205,13 @@ fn run(cfg: &ExperimentConfig, base: &Path, force: bool) -> Result<()> {
     result
 }
 
-fn execute(cfg: &ExperimentConfig, base: &Path, run: &RunDir, resolved: &str) -> Result<()> {
+fn execute(
+    cfg: &ExperimentConfig,
+    variant: &str,
+    base: &Path,
+    run: &RunDir,
+    resolved: &str,
+) -> Result<()> {
     let started = rundir::unix_now();
     let clock = Instant::now();
     run.write("config.resolved.toml", resolved)?;
@@ -173,10 +273,14 @@ fn execute(cfg: &ExperimentConfig, base: &Path, run: &RunDir, resolved: &str) ->
             command: std::env::args().collect(),
         },
     )?;
-    let md = table::markdown(&outcome.rows);
+    let mut rows = outcome.rows.clone();
+    for r in &mut rows {
+        r.variant = variant.to_string();
+    }
+    let md = table::markdown(&rows);
     run.write("results.md", &md)?;
-    run.write("results.csv", table::csv(&outcome.rows))?;
-    run.write_json("metrics.json", &outcome.rows)?;
+    run.write("results.csv", table::csv(&rows))?;
+    run.write_json("metrics.json", &rows)?;
     run.commit()?;
 
     println!("\n{md}");

@@ -254,6 +254,7 @@ pub fn score(
     let clusters = clustering::kmeans(emb, k, cfg.seed)?;
     Ok(crate::table::Row {
         method: method.to_string(),
+        variant: String::new(),
         dataset: prep.dataset.name.clone(),
         seed: cfg.seed,
         cells: prep.dataset.n_cells(),

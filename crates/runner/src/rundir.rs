@@ -74,6 +74,18 @@ impl RunDir {
     }
 }
 
+/// Writes a file through a temporary name in the same folder, then renames it into place.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("moving {} into place", path.display()))
+}
+
 fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {

@@ -2,11 +2,14 @@
 
 use std::fmt::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub method: String,
+    /// The swept settings that distinguish this run (`latent_dim=16,lr=0.01`), or empty.
+    #[serde(default)]
+    pub variant: String,
     pub dataset: String,
     pub seed: u64,
     pub cells: usize,
@@ -86,6 +89,169 @@ pub fn csv(rows: &[Row]) -> String {
     out
 }
 
+/// Whether a larger value of the metric is better (errors and FOSCTTM are not).
+pub fn higher_is_better(metric: &str) -> bool {
+    !["rmse", "mae", "foscttm", "loss"]
+        .iter()
+        .any(|m| metric.contains(m))
+}
+
+/// Runs of one method and variant over seeds: mean and sample standard deviation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Aggregate {
+    pub method: String,
+    pub variant: String,
+    pub dataset: String,
+    pub seeds: Vec<u64>,
+    /// (metric, mean, std); std is 0 for a single seed. NaN values are left out.
+    pub metrics: Vec<(String, f64, f64)>,
+}
+
+/// Groups rows by (method, variant, dataset), in order of first appearance.
+pub fn aggregate(rows: &[Row]) -> Vec<Aggregate> {
+    let mut groups: Vec<(Aggregate, Vec<&Row>)> = Vec::new();
+    for r in rows {
+        let key = (&r.method, &r.variant, &r.dataset);
+        match groups
+            .iter_mut()
+            .find(|(a, _)| (&a.method, &a.variant, &a.dataset) == key)
+        {
+            Some((a, members)) => {
+                a.seeds.push(r.seed);
+                members.push(r);
+            }
+            None => groups.push((
+                Aggregate {
+                    method: r.method.clone(),
+                    variant: r.variant.clone(),
+                    dataset: r.dataset.clone(),
+                    seeds: vec![r.seed],
+                    metrics: Vec::new(),
+                },
+                vec![r],
+            )),
+        }
+    }
+    let names = metric_names(rows);
+    groups
+        .into_iter()
+        .map(|(mut a, members)| {
+            for n in &names {
+                let vals: Vec<f64> = members
+                    .iter()
+                    .filter_map(|r| value(r, n))
+                    .filter(|v| v.is_finite())
+                    .collect();
+                if vals.is_empty() {
+                    continue;
+                }
+                let k = vals.len() as f64;
+                let mean = vals.iter().sum::<f64>() / k;
+                let std = if vals.len() > 1 {
+                    (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (k - 1.0)).sqrt()
+                } else {
+                    0.0
+                };
+                a.metrics.push((n.clone(), mean, std));
+            }
+            a
+        })
+        .collect()
+}
+
+/// The benchmark table: mean ± std over seeds, the best mean of each column in bold.
+pub fn aggregate_markdown(aggs: &[Aggregate]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for a in aggs {
+        for (n, _, _) in &a.metrics {
+            if !names.contains(&n.as_str()) {
+                names.push(n);
+            }
+        }
+    }
+    let get = |a: &Aggregate, n: &str| {
+        a.metrics
+            .iter()
+            .find(|(k, _, _)| k == n)
+            .map(|(_, m, s)| (*m, *s))
+    };
+    let best: Vec<Option<f64>> = names
+        .iter()
+        .map(|n| {
+            let means = aggs.iter().filter_map(|a| get(a, n)).map(|(m, _)| m);
+            if higher_is_better(n) {
+                means.reduce(f64::max)
+            } else {
+                means.reduce(f64::min)
+            }
+        })
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| method | variant | dataset | seeds | {} |",
+        names.join(" | ")
+    );
+    let _ = writeln!(out, "|---|---|---|---:|{}", "---:|".repeat(names.len()));
+    for a in aggs {
+        let cells: Vec<String> = names
+            .iter()
+            .zip(&best)
+            .map(|(n, b)| match get(a, n) {
+                Some((m, s)) if Some(m) == *b => format!("**{m:.4} ± {s:.4}**"),
+                Some((m, s)) => format!("{m:.4} ± {s:.4}"),
+                None => String::new(),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            a.method,
+            a.variant,
+            a.dataset,
+            a.seeds.len(),
+            cells.join(" | ")
+        );
+    }
+    out
+}
+
+/// The aggregate as CSV: `<metric>_mean` and `<metric>_std` columns.
+pub fn aggregate_csv(aggs: &[Aggregate]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for a in aggs {
+        for (n, _, _) in &a.metrics {
+            if !names.contains(&n.as_str()) {
+                names.push(n);
+            }
+        }
+    }
+    let header: Vec<String> = names
+        .iter()
+        .flat_map(|n| [format!("{n}_mean"), format!("{n}_std")])
+        .collect();
+    let mut out = format!("method,variant,dataset,seeds,{}\n", header.join(","));
+    for a in aggs {
+        let vals: Vec<String> = names
+            .iter()
+            .flat_map(|n| match a.metrics.iter().find(|(k, _, _)| k == n) {
+                Some((_, m, s)) => [m.to_string(), s.to_string()],
+                None => [String::new(), String::new()],
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "\"{}\",\"{}\",\"{}\",{},{}",
+            a.method,
+            a.variant,
+            a.dataset,
+            a.seeds.len(),
+            vals.join(",")
+        );
+    }
+    out
+}
+
 /// Per-epoch losses, one column per loss part (empty where a phase has no such part).
 pub fn losses_csv(history: &crossomics_translators::TrainHistory) -> String {
     let mut names: Vec<&str> = Vec::new();
@@ -133,6 +299,7 @@ mod tests {
         vec![
             Row {
                 method: "a,b".into(),
+                variant: String::new(),
                 dataset: "d".into(),
                 seed: 1,
                 cells: 10,
@@ -140,6 +307,7 @@ mod tests {
             },
             Row {
                 method: "c".into(),
+                variant: String::new(),
                 dataset: "d".into(),
                 seed: 1,
                 cells: 10,
@@ -158,6 +326,51 @@ mod tests {
         assert_eq!(csv.lines().next().unwrap(), "method,dataset,seed,cells,x,y");
         assert!(csv.contains("\"a,b\",d,1,10,0.5,1\n"));
         assert!(csv.contains("c,d,1,10,,0.25\n"));
+    }
+
+    #[test]
+    fn aggregates_mean_and_std_over_seeds_and_marks_the_best() {
+        let row = |method: &str, seed, acc, rmse| Row {
+            method: method.into(),
+            variant: "d=2".into(),
+            dataset: "x".into(),
+            seed,
+            cells: 5,
+            metrics: vec![("acc".into(), acc), ("rmse".into(), rmse)],
+        };
+        let rows = vec![
+            row("m", 0, 0.5, 2.0),
+            row("n", 0, 0.9, 3.0),
+            row("m", 1, 0.7, 1.0),
+            row("n", 1, f64::NAN, 3.0),
+        ];
+        let aggs = aggregate(&rows);
+        assert_eq!(aggs.len(), 2);
+        assert_eq!(aggs[0].seeds, vec![0, 1]);
+        let (_, mean, std) = aggs[0].metrics[0].clone();
+        assert!(
+            (mean - 0.6).abs() < 1e-12 && (std - 0.02f64.sqrt()).abs() < 1e-12,
+            "{mean} {std}"
+        );
+        assert_eq!(
+            aggs[1].metrics[0],
+            ("acc".to_string(), 0.9, 0.0),
+            "NaN left out"
+        );
+        let md = aggregate_markdown(&aggs);
+        assert!(
+            md.contains("| m | d=2 | x | 2 | 0.6000 ± 0.1414 | **1.5000 ± 0.7071** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| n | d=2 | x | 2 | **0.9000 ± 0.0000** | 3.0000 ± 0.0000 |"),
+            "{md}"
+        );
+        let csv = aggregate_csv(&aggs);
+        assert!(
+            csv.starts_with("method,variant,dataset,seeds,acc_mean,acc_std,rmse_mean,rmse_std\n"),
+            "{csv}"
+        );
     }
 
     #[test]

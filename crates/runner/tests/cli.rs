@@ -173,3 +173,53 @@ fn bad_dataset_is_a_clear_error_and_leaves_no_finished_run() {
         .unwrap_or(0);
     assert_eq!(left, 0, "a failed run leaves no folder behind");
 }
+
+#[test]
+fn sweeps_expand_and_the_table_aggregates_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("sweep.toml");
+    std::fs::write(
+        &exp,
+        format!(
+            "extends = [\"{}\"]\nname = \"sw\"\n[training]\nepochs = 3\nwarmup_epochs = 1\n[sweep]\nseeds = [0, 1]\n[sweep.values]\n\"model.latent_dim\" = [4, 8]\n",
+            quickstart().display()
+        ),
+    )
+    .unwrap();
+    let o = crossomics(&["check", exp.to_str().unwrap()], tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.starts_with("run "))
+            .count(),
+        4
+    );
+
+    let o = crossomics(&["run", exp.to_str().unwrap(), "--out", "out"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let table = std::fs::read_to_string(tmp.path().join("out/sw/table.md")).unwrap();
+    assert!(
+        table.contains("| sailerx | latent_dim=4 | bmmc_multiome_starter | 2 |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| sailerx | latent_dim=8 | bmmc_multiome_starter | 2 |"),
+        "{table}"
+    );
+    assert!(table.contains(" ± "), "{table}");
+    // `table` rebuilds the same file from the run folders
+    std::fs::remove_file(tmp.path().join("out/sw/table.md")).unwrap();
+    let o = crossomics(&["table", "out/sw"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("out/sw/table.md")).unwrap(),
+        table
+    );
+    let o = crossomics(&["table", "out/none"], tmp.path());
+    assert!(
+        !o.status.success() && text(&o).contains("out/none"),
+        "{}",
+        text(&o)
+    );
+}
