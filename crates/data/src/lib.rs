@@ -17,6 +17,7 @@ pub mod pca;
 pub mod plain;
 pub mod preprocess;
 pub mod sample;
+pub mod simulate;
 pub mod split;
 
 pub use dataset::{CellTable, PairedDataset};

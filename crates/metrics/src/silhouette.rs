@@ -1,44 +1,107 @@
 //! Silhouette widths: raw (sklearn), cell-type ASW and batch ASW (scib).
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, s};
 
 use crate::MetricError;
-use crate::util::{check_len, dense_codes, row, sq_dist, to_f64, unique};
+use crate::util::{
+    TILE, check_len, dense_codes, gram_error_scale, sq_dist_tile, sq_norms, to_f64, unique,
+};
+
+/// Largest `n * n_labels` for which the per-(cell, label) distance sums are kept for all
+/// cells at once (128 MiB); above it rows are processed block by block (twice the work).
+const MAX_SUMS: usize = 1 << 24;
 
 /// Silhouette of every row on validated data with dense codes `0..n_labels`.
 ///
 /// `a(i)` = mean distance to the other members of i's cluster, `b(i)` = smallest mean
 /// distance to another cluster's members, `s(i) = (b - a) / max(a, b)`; singleton clusters
-/// and `max(a, b) = 0` give 0 (sklearn's `nan_to_num`). `O(n^2 d)` time, `O(n_labels)` memory.
+/// and `max(a, b) = 0` give 0 (sklearn's `nan_to_num`).
+///
+/// Distances come in 256 x 256 tiles from one matrix product each (see
+/// `util::sq_dist_tile`: near-duplicates recomputed directly, relative error of a distance
+/// below 1e-8). Each unordered pair is visited once when the `n x n_labels` sums fit in
+/// `MAX_SUMS`, otherwise every row block scans all columns. `O(n^2 d)` time,
+/// `O(n n_labels)` or `O(TILE (n_labels + TILE))` memory: never a distance matrix.
 fn silhouette_dense(x: &Array2<f64>, codes: &[usize], n_labels: usize) -> Vec<f64> {
     let n = x.nrows();
     let mut sizes = vec![0usize; n_labels];
     for &c in codes {
         sizes[c] += 1;
     }
-    let mut sums = vec![0.0f64; n_labels];
-    (0..n)
-        .map(|i| {
-            sums.iter_mut().for_each(|s| *s = 0.0);
-            let xi = row(x, i);
-            for j in 0..n {
-                if j != i {
-                    sums[codes[j]] += sq_dist(xi, row(x, j)).sqrt();
+    let norms = sq_norms(x);
+    let near_zero = 1e-6_f64.max(1e3 * gram_error_scale(x.ncols()));
+    let mut buf = Array2::<f64>::zeros((TILE, TILE));
+    let width = |s: usize| TILE.min(n - s);
+    let finish = |i: usize, sums: &[f64]| -> f64 {
+        let own = codes[i];
+        if sizes[own] <= 1 {
+            return 0.0;
+        }
+        let a = sums[own] / (sizes[own] - 1) as f64;
+        let b = (0..n_labels)
+            .filter(|&c| c != own && sizes[c] > 0)
+            .map(|c| sums[c] / sizes[c] as f64)
+            .fold(f64::INFINITY, f64::min);
+        let m = a.max(b);
+        if m > 0.0 { (b - a) / m } else { 0.0 }
+    };
+    if n.saturating_mul(n_labels) <= MAX_SUMS {
+        // symmetric: tile (I, J) with J >= I adds d(i, j) to both sums[i][c_j] and sums[j][c_i]
+        let mut sums = vec![0.0f64; n * n_labels];
+        for ib in (0..n).step_by(TILE) {
+            for jb in (ib..n).step_by(TILE) {
+                let (wi, wj) = (width(ib), width(jb));
+                let mut tile = buf.slice_mut(s![..wi, ..wj]);
+                sq_dist_tile(x, &norms, ib..ib + wi, x, &norms, jb..jb + wj, near_zero, tile.view_mut());
+                for ii in 0..wi {
+                    let i = ib + ii;
+                    let ci = codes[i];
+                    let trow = tile.row(ii);
+                    let trow = trow.as_slice().expect("contiguous tile row");
+                    let j0 = if ib == jb { ii + 1 } else { 0 };
+                    let mut local = 0.0f64;
+                    for (jj, &g) in trow.iter().enumerate().skip(j0) {
+                        let j = jb + jj;
+                        let d = g.sqrt();
+                        let cj = codes[j];
+                        if cj == ci {
+                            local += d;
+                        } else {
+                            sums[i * n_labels + cj] += d;
+                        }
+                        sums[j * n_labels + ci] += d;
+                    }
+                    sums[i * n_labels + ci] += local;
                 }
             }
-            let own = codes[i];
-            if sizes[own] <= 1 {
-                return 0.0;
+        }
+        (0..n).map(|i| finish(i, &sums[i * n_labels..(i + 1) * n_labels])).collect()
+    } else {
+        let mut out = Vec::with_capacity(n);
+        let mut sums = vec![0.0f64; TILE * n_labels];
+        for ib in (0..n).step_by(TILE) {
+            let wi = width(ib);
+            sums.iter_mut().for_each(|v| *v = 0.0);
+            for jb in (0..n).step_by(TILE) {
+                let wj = width(jb);
+                let mut tile = buf.slice_mut(s![..wi, ..wj]);
+                sq_dist_tile(x, &norms, ib..ib + wi, x, &norms, jb..jb + wj, near_zero, tile.view_mut());
+                for ii in 0..wi {
+                    let i = ib + ii;
+                    let srow = &mut sums[ii * n_labels..(ii + 1) * n_labels];
+                    for (jj, &g) in tile.row(ii).iter().enumerate() {
+                        if jb + jj != i {
+                            srow[codes[jb + jj]] += g.sqrt();
+                        }
+                    }
+                }
             }
-            let a = sums[own] / (sizes[own] - 1) as f64;
-            let b = (0..n_labels)
-                .filter(|&c| c != own && sizes[c] > 0)
-                .map(|c| sums[c] / sizes[c] as f64)
-                .fold(f64::INFINITY, f64::min);
-            let m = a.max(b);
-            if m > 0.0 { (b - a) / m } else { 0.0 }
-        })
-        .collect()
+            for ii in 0..wi {
+                out.push(finish(ib + ii, &sums[ii * n_labels..(ii + 1) * n_labels]));
+            }
+        }
+        out
+    }
 }
 
 fn prepare(

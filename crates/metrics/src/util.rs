@@ -64,6 +64,64 @@ pub(crate) fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
     s
 }
 
+/// Squared row norms of a standard-layout matrix.
+pub(crate) fn sq_norms(x: &Array2<f64>) -> Vec<f64> {
+    (0..x.nrows())
+        .map(|i| row(x, i).iter().map(|v| v * v).sum())
+        .collect()
+}
+
+/// Rows per tile of [`sq_dist_tile`]: 256 x 256 f64 tiles (512 KiB) keep the GEMM efficient
+/// and the memory of every caller `O(n)`.
+pub(crate) const TILE: usize = 256;
+
+/// Bound on the rounding error of a squared distance computed as
+/// `|a|^2 + |b|^2 - 2 a.b` in f64 from d-dimensional rows:
+/// `|error| <= gram_error_scale(d) * (|a|^2 + |b|^2)` (a generous multiple of `d u`).
+pub(crate) fn gram_error_scale(d: usize) -> f64 {
+    (4 * d + 16) as f64 * f64::EPSILON
+}
+
+/// Squared Euclidean distances between rows `rows_a` of `a` and rows `rows_b` of `b`
+/// into `out` (`rows_a.len() x rows_b.len()`), by one matrix product
+/// (`|a|^2 + |b|^2 - 2 a.b`, matrixmultiply's f64 GEMM). Entries below
+/// `near_zero * (|a|^2 + |b|^2)`, where cancellation makes the product form inaccurate
+/// (near-duplicate rows), are recomputed directly, so relative accuracy is at least
+/// `gram_error_scale(d) / near_zero`; every value is >= 0.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sq_dist_tile(
+    a: &Array2<f64>,
+    a_norms: &[f64],
+    rows_a: std::ops::Range<usize>,
+    b: &Array2<f64>,
+    b_norms: &[f64],
+    rows_b: std::ops::Range<usize>,
+    near_zero: f64,
+    mut out: ndarray::ArrayViewMut2<f64>,
+) {
+    use ndarray::{linalg::general_mat_mul, s};
+    let (ra, rb) = (rows_a.clone(), rows_b.clone());
+    general_mat_mul(
+        -2.0,
+        &a.slice(s![ra.clone(), ..]),
+        &b.slice(s![rb.clone(), ..]).t(),
+        0.0,
+        &mut out,
+    );
+    for (ii, i) in ra.enumerate() {
+        let orow = out.row_mut(ii).into_slice().expect("standard layout");
+        for (o, j) in orow.iter_mut().zip(rb.clone()) {
+            let scale = a_norms[i] + b_norms[j];
+            let g = *o + scale;
+            *o = if g > near_zero * scale {
+                g
+            } else {
+                sq_dist(row(a, i), row(b, j))
+            };
+        }
+    }
+}
+
 /// Row `i` of a standard-layout matrix as a slice.
 #[inline]
 pub(crate) fn row(x: &Array2<f64>, i: usize) -> &[f64] {
