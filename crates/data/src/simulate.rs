@@ -362,12 +362,10 @@ impl Calibration {
             what: format!("calibration on `{}`: {what}", data.name),
             reason: "no cell has any counts".into(),
         };
-        let rna_library =
-            log_normal_fit(rna_lib.iter().filter(|l| **l > 0.0).map(|l| l.ln()))
-                .ok_or_else(|| empty("RNA"))?;
-        let atac_library =
-            log_normal_fit(atac_lib.iter().filter(|l| **l > 0.0).map(|l| l.ln()))
-                .ok_or_else(|| empty("ATAC"))?;
+        let rna_library = log_normal_fit(rna_lib.iter().filter(|l| **l > 0.0).map(|l| l.ln()))
+            .ok_or_else(|| empty("RNA"))?;
+        let atac_library = log_normal_fit(atac_lib.iter().filter(|l| **l > 0.0).map(|l| l.ln()))
+            .ok_or_else(|| empty("ATAC"))?;
         let (lr, la): (Vec<f64>, Vec<f64>) = rna_lib
             .iter()
             .zip(&atac_lib)
@@ -425,14 +423,15 @@ impl Calibration {
         let bad = |field: &str, reason: String| {
             Err(DataError::invalid(format!("calibration `{field}`"), reason))
         };
-        let finite = |field: &str, v: &[f64], min: f64, max: f64| {
-            match v.iter().position(|x| !(x.is_finite() && *x >= min && *x <= max)) {
-                Some(i) => bad(
-                    field,
-                    format!("entry {i} is {}, not in [{min}, {max}]", v[i]),
-                ),
-                None => Ok(()),
-            }
+        let finite = |field: &str, v: &[f64], min: f64, max: f64| match v
+            .iter()
+            .position(|x| !(x.is_finite() && *x >= min && *x <= max))
+        {
+            Some(i) => bad(
+                field,
+                format!("entry {i} is {}, not in [{min}, {max}]", v[i]),
+            ),
+            None => Ok(()),
         };
         let n_genes = self.gene_relative_mean.len();
         let n_peaks = self.peak_rate.len();
@@ -457,7 +456,12 @@ impl Calibration {
         }
         finite("gene_relative_mean", &self.gene_relative_mean, 0.0, 1.0)?;
         finite("gene_dispersion", &self.gene_dispersion, 1e-3, 1e6)?;
-        finite("gene_nonzero_fraction", &self.gene_nonzero_fraction, 0.0, 1.0)?;
+        finite(
+            "gene_nonzero_fraction",
+            &self.gene_nonzero_fraction,
+            0.0,
+            1.0,
+        )?;
         finite("peak_rate", &self.peak_rate, 0.0, f64::MAX)?;
         finite("peak_open_fraction", &self.peak_open_fraction, 0.0, 1.0)?;
         finite("type_proportions", &self.type_proportions, 0.0, 1.0)?;
@@ -1079,13 +1083,29 @@ fn digits(n: usize) -> usize {
     n.max(1).to_string().len()
 }
 
+/// Shifts each feature's log effects (`effects[group][feature]`) so that the
+/// weighted mean of `exp(effect)` over the groups is 1.
+fn center_log_effects(effects: &mut [Vec<f32>], weights: &[f64]) {
+    let Some(n) = effects.first().map(Vec::len) else {
+        return;
+    };
+    for f in 0..n {
+        let mean: f64 = effects
+            .iter()
+            .zip(weights)
+            .map(|(e, w)| w * f64::from(e[f]).exp())
+            .sum();
+        let shift = mean.ln() as f32;
+        for e in effects.iter_mut() {
+            e[f] -= shift;
+        }
+    }
+}
+
 /// Splits `n` items over weights by largest remainder.
 fn allocate(n: usize, weights: &[u64]) -> Vec<usize> {
     let total: u128 = weights.iter().map(|&w| u128::from(w)).sum();
-    let exact: Vec<u128> = weights
-        .iter()
-        .map(|&w| n as u128 * u128::from(w))
-        .collect();
+    let exact: Vec<u128> = weights.iter().map(|&w| n as u128 * u128::from(w)).collect();
     let mut out: Vec<usize> = exact.iter().map(|e| (e / total) as usize).collect();
     let mut rest: Vec<usize> = (0..weights.len()).collect();
     rest.sort_by_key(|&i| (std::cmp::Reverse(exact[i] % total), i));
@@ -1167,10 +1187,7 @@ impl Simulator {
             .iter()
             .map(|&s| calibration.gene_dispersion[s] as f32)
             .collect();
-        let peak_base: Vec<f64> = peak_src
-            .iter()
-            .map(|&s| calibration.peak_rate[s])
-            .collect();
+        let peak_base: Vec<f64> = peak_src.iter().map(|&s| calibration.peak_rate[s]).collect();
         let rna_total: f64 = gene_base.iter().sum();
         let atac_total: f64 = peak_base.iter().sum();
         if rna_total <= 0.0 || atac_total <= 0.0 {
@@ -1214,7 +1231,7 @@ impl Simulator {
                 .collect()
         };
         let multi = p.n_types > 1;
-        let gene_lfc: Vec<Vec<f32>> = (0..p.n_types)
+        let mut gene_lfc: Vec<Vec<f32>> = (0..p.n_types)
             .map(|_| {
                 if multi {
                     spike_slab(&mut rng, p.n_genes, calibration.rna_type_effect)
@@ -1263,9 +1280,14 @@ impl Simulator {
             .collect();
         for link in &links {
             for t in 0..p.n_types {
-                peak_lfc[t][link.peak] = (p.link_strength * f64::from(gene_lfc[t][link.gene])) as f32;
+                peak_lfc[t][link.peak] =
+                    (p.link_strength * f64::from(gene_lfc[t][link.gene])) as f32;
             }
         }
+        // Effects are relative to the population, whose per-feature means (and so its
+        // sparsity) are what the calibration measured.
+        center_log_effects(&mut gene_lfc, &type_proportions);
+        center_log_effects(&mut peak_lfc, &type_proportions);
 
         // Batch effects.
         let batch_factor = |rng: &mut ChaCha8Rng, n: usize| -> Vec<f64> {
@@ -1281,14 +1303,24 @@ impl Simulator {
         let peak_beta: Vec<Vec<f64>> = (0..p.n_batches)
             .map(|_| batch_factor(&mut rng, p.n_peaks))
             .collect();
+        let batch_weights = vec![1.0 / p.n_batches as f64; p.n_batches];
+        let to_f32 = |v: Vec<Vec<f64>>| -> Vec<Vec<f32>> {
+            v.into_iter()
+                .map(|r| r.into_iter().map(|x| x as f32).collect())
+                .collect()
+        };
+        let mut gene_beta = to_f32(gene_beta);
+        let mut peak_beta = to_f32(peak_beta);
+        center_log_effects(&mut gene_beta, &batch_weights);
+        center_log_effects(&mut peak_beta, &batch_weights);
 
         // Rate tables per (type, batch), normalized to the base total.
-        let table = |base: &[f64], lfc: &[f32], beta: &[f64], total: f64| -> RateTable {
+        let table = |base: &[f64], lfc: &[f32], beta: &[f32], total: f64| -> RateTable {
             let raw: Vec<f64> = base
                 .iter()
                 .zip(lfc)
                 .zip(beta)
-                .map(|((b, l), e)| b * (f64::from(*l) + e).exp())
+                .map(|((b, l), e)| b * (f64::from(*l) + f64::from(*e)).exp())
                 .collect();
             let z: f64 = raw.iter().sum();
             let scaled: Vec<f64> = raw.iter().map(|r| r * total / z).collect();
@@ -1322,7 +1354,9 @@ impl Simulator {
             type_names: (0..p.n_types)
                 .map(|t| format!("type{:0tw$}", t + 1))
                 .collect(),
-            batch_names: (0..p.n_batches).map(|b| format!("batch{}", b + 1)).collect(),
+            batch_names: (0..p.n_batches)
+                .map(|b| format!("batch{}", b + 1))
+                .collect(),
             type_proportions,
             type_cdf,
             gene_lfc,
@@ -1424,7 +1458,10 @@ impl Simulator {
         let mut rng = self.cell_rng.clone();
         rng.set_stream(index as u64);
         let u: f64 = rng.r#gen();
-        let cell_type = self.type_cdf.partition_point(|&c| c <= u).min(p.n_types - 1);
+        let cell_type = self
+            .type_cdf
+            .partition_point(|&c| c <= u)
+            .min(p.n_types - 1);
         let batch = rng.gen_range(0..p.n_batches);
         let z1: f64 = rng.sample(StandardNormal);
         let z2: f64 = rng.sample(StandardNormal);
@@ -1975,4 +2012,205 @@ pub fn simulate_to_dir(
     dir: &Path,
 ) -> Result<WriteSummary> {
     Simulator::new(params, calibration)?.write_dir(dir, &WriteOptions::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn moments(xs: &[f64]) -> (f64, f64) {
+        let n = xs.len() as f64;
+        let m = xs.iter().sum::<f64>() / n;
+        let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
+        (m, v)
+    }
+
+    /// Rows of identical rates are iid draws of the feature's law: the thinning and the
+    /// zero-truncated samplers together must reproduce its mean, variance and P(0).
+    #[test]
+    fn thinned_rows_have_the_laws_moments() {
+        let n = 4000;
+        let table = RateTable::new(&vec![1.0; n]);
+        let mut row = RowBuf::new(n);
+        let mut out = Vec::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for (mu, law) in [
+            (0.02, Count::Nb(0.3)),
+            (0.5, Count::Nb(2.0)),
+            (4.0, Count::Nb(1.0)),
+            (40.0, Count::Nb(5.0)),
+            (0.3, Count::Poisson),
+            (3.0, Count::Poisson),
+            (0.2, Count::Bernoulli),
+        ] {
+            let mut xs = Vec::new();
+            for _ in 0..25 {
+                sample_row(&mut rng, mu, &table, |_| law, &mut row);
+                row.drain_into(&mut out);
+                let mut dense = vec![0.0; n];
+                for &(f, v) in &out {
+                    dense[f as usize] = f64::from(v);
+                }
+                xs.extend(dense);
+            }
+            let (m, v) = moments(&xs);
+            let pnz = law.p_nonzero(mu);
+            let (want_m, want_v) = match law {
+                Count::Nb(theta) => (mu, mu + mu * mu / theta),
+                Count::Poisson => (mu, mu),
+                Count::Bernoulli => (pnz, pnz * (1.0 - pnz)),
+            };
+            let n = xs.len() as f64;
+            // mean within 5 standard errors; variance within 10% (ample for 100k draws)
+            assert!(
+                (m - want_m).abs() < 5.0 * (want_v / n).sqrt(),
+                "{law:?} mu {mu}: mean {m} vs {want_m}"
+            );
+            assert!(
+                (v / want_v - 1.0).abs() < 0.1,
+                "{law:?} mu {mu}: variance {v} vs {want_v}"
+            );
+            let zeros = xs.iter().filter(|x| **x == 0.0).count() as f64 / n;
+            let se = (pnz * (1.0 - pnz) / n).sqrt();
+            assert!(
+                (zeros - (1.0 - pnz)).abs() < 5.0 * se + 1e-9,
+                "{law:?} mu {mu}: P(0) {zeros} vs {}",
+                1.0 - pnz
+            );
+        }
+    }
+
+    /// With descending rates each position must still be open with its own probability.
+    #[test]
+    fn thinning_respects_each_features_rate() {
+        let n = 200usize;
+        let rates: Vec<f64> = (0..n).map(|i| 2.0 * 0.97f64.powi(i as i32)).collect();
+        // shuffle the feature order so that sorting matters
+        let shuffled: Vec<f64> = (0..n).map(|i| rates[(i * 37) % n]).collect();
+        let table = RateTable::new(&shuffled);
+        let mut row = RowBuf::new(n);
+        let mut out = Vec::new();
+        let mut open = vec![0.0; n];
+        let reps = 4000;
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..reps {
+            sample_row(&mut rng, 1.0, &table, |_| Count::Bernoulli, &mut row);
+            row.drain_into(&mut out);
+            assert!(out.windows(2).all(|w| w[0].0 < w[1].0), "sorted output");
+            for &(f, _) in &out {
+                open[f as usize] += 1.0;
+            }
+        }
+        let mut chi2 = 0.0;
+        for (f, &o) in open.iter().enumerate() {
+            let p = -(-shuffled[f]).exp_m1();
+            let e = p * reps as f64;
+            chi2 += (o - e).powi(2) / (e * (1.0 - p));
+        }
+        // chi-square with 200 degrees of freedom: mean 200, sd 20
+        assert!(chi2 < 300.0, "chi2 {chi2}");
+    }
+
+    #[test]
+    fn stored_header_member_decodes_and_keeps_its_length() {
+        let params = SimulatorParams {
+            n_cells: 12,
+            n_genes: 30,
+            n_peaks: 40,
+            n_types: 2,
+            ..Default::default()
+        };
+        let sim = Simulator::new(&params, &Calibration::bundled().unwrap()).unwrap();
+        let a = sim.mtx_header(30, 0);
+        let b = sim.mtx_header(30, 123_456_789_012);
+        assert_eq!(a.len(), b.len());
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(b.as_slice())
+            .read_to_string(&mut text)
+            .unwrap();
+        assert!(text.starts_with("%%MatrixMarket matrix coordinate integer general\n"));
+        assert!(text.contains("\n12 30 123456789012"), "{text}");
+    }
+
+    #[test]
+    fn allocate_splits_exactly() {
+        assert_eq!(allocate(10, &[1, 1, 1]), vec![4, 3, 3]);
+        assert_eq!(allocate(0, &[5, 7]), vec![0, 0]);
+        let a = allocate(100_000, &[248, 242, 50]);
+        assert_eq!(a.iter().sum::<usize>(), 100_000);
+    }
+
+    #[test]
+    fn itoa_writes_decimal() {
+        for v in [0u64, 7, 10, 99, 12345, u64::MAX] {
+            let mut out = Vec::new();
+            push_u64(&mut out, v);
+            assert_eq!(String::from_utf8(out).unwrap(), v.to_string());
+        }
+    }
+
+    /// The moment fit recovers a spike-and-slab from noisy draws.
+    #[test]
+    fn type_effect_fit_recovers_spike_and_slab() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let obs: Vec<(f64, f64)> = (0..200_000)
+            .map(|_| {
+                let s = if rng.r#gen::<f64>() < 0.2 {
+                    1.5 * rng.sample::<f64, _>(StandardNormal)
+                } else {
+                    0.0
+                };
+                let v: f64 = 0.05;
+                (s + v.sqrt() * rng.sample::<f64, _>(StandardNormal), v)
+            })
+            .collect();
+        let e = fit_type_effect(&obs).unwrap();
+        assert!((e.fraction - 0.2).abs() < 0.03, "{e:?}");
+        assert!((e.log_fold_sd - 1.5).abs() < 0.1, "{e:?}");
+    }
+}
+#[cfg(test)]
+mod diag {
+    use super::*;
+    #[test]
+    fn diag_sparsity() {
+        let d = crate::sample::bmmc_multiome_starter().unwrap();
+        let cal = Calibration::fit(&d, Some("cell_type")).unwrap();
+        let (types, names) = d.cells.codes("cell_type").unwrap();
+        let lib = library_sizes(&d.rna);
+        let g = d.rna.ncols();
+        let k = names.len();
+        let mut xs = vec![0.0; k * g];
+        let mut ls = vec![0.0; k];
+        for (i, row) in d.rna.row_iter().enumerate() {
+            ls[types[i]] += lib[i];
+            for (&c, &v) in row.col_indices().iter().zip(row.values()) {
+                xs[types[i] * g + c] += f64::from(v);
+            }
+        }
+        let (mut pred_type, mut pred_pop) = (0.0, 0.0);
+        for c in 0..g {
+            for i in 0..d.n_cells() {
+                let t = types[i];
+                let r = xs[t * g + c] / ls[t];
+                pred_type += Count::Nb(cal.gene_dispersion[c]).p_nonzero(lib[i] * r);
+                pred_pop +=
+                    Count::Nb(cal.gene_dispersion[c]).p_nonzero(lib[i] * cal.gene_relative_mean[c]);
+            }
+        }
+        let n = (d.n_cells() * g) as f64;
+        let obs: f64 = cal.gene_nonzero_fraction.iter().sum::<f64>() / g as f64;
+        let mut th = cal.gene_dispersion.clone();
+        th.sort_by(f64::total_cmp);
+        println!(
+            "observed {obs:.4} predicted with type means {:.4} with population means {:.4}",
+            pred_type / n,
+            pred_pop / n
+        );
+        println!(
+            "theta quantiles {:?}",
+            [0, 60, 150, 300, 450, 540, 599].map(|q| th[q])
+        );
+    }
 }

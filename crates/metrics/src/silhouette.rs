@@ -23,6 +23,20 @@ const MAX_SUMS: usize = 1 << 24;
 /// `MAX_SUMS`, otherwise every row block scans all columns. `O(n^2 d)` time,
 /// `O(n n_labels)` or `O(TILE (n_labels + TILE))` memory: never a distance matrix.
 fn silhouette_dense(x: &Array2<f64>, codes: &[usize], n_labels: usize) -> Vec<f64> {
+    silhouette_tiled(
+        x,
+        codes,
+        n_labels,
+        x.nrows().saturating_mul(n_labels) <= MAX_SUMS,
+    )
+}
+
+fn silhouette_tiled(
+    x: &Array2<f64>,
+    codes: &[usize],
+    n_labels: usize,
+    symmetric: bool,
+) -> Vec<f64> {
     let n = x.nrows();
     let mut sizes = vec![0usize; n_labels];
     for &c in codes {
@@ -45,14 +59,23 @@ fn silhouette_dense(x: &Array2<f64>, codes: &[usize], n_labels: usize) -> Vec<f6
         let m = a.max(b);
         if m > 0.0 { (b - a) / m } else { 0.0 }
     };
-    if n.saturating_mul(n_labels) <= MAX_SUMS {
+    if symmetric {
         // symmetric: tile (I, J) with J >= I adds d(i, j) to both sums[i][c_j] and sums[j][c_i]
         let mut sums = vec![0.0f64; n * n_labels];
         for ib in (0..n).step_by(TILE) {
             for jb in (ib..n).step_by(TILE) {
                 let (wi, wj) = (width(ib), width(jb));
                 let mut tile = buf.slice_mut(s![..wi, ..wj]);
-                sq_dist_tile(x, &norms, ib..ib + wi, x, &norms, jb..jb + wj, near_zero, tile.view_mut());
+                sq_dist_tile(
+                    x,
+                    &norms,
+                    ib..ib + wi,
+                    x,
+                    &norms,
+                    jb..jb + wj,
+                    near_zero,
+                    tile.view_mut(),
+                );
                 for ii in 0..wi {
                     let i = ib + ii;
                     let ci = codes[i];
@@ -75,7 +98,9 @@ fn silhouette_dense(x: &Array2<f64>, codes: &[usize], n_labels: usize) -> Vec<f6
                 }
             }
         }
-        (0..n).map(|i| finish(i, &sums[i * n_labels..(i + 1) * n_labels])).collect()
+        (0..n)
+            .map(|i| finish(i, &sums[i * n_labels..(i + 1) * n_labels]))
+            .collect()
     } else {
         let mut out = Vec::with_capacity(n);
         let mut sums = vec![0.0f64; TILE * n_labels];
@@ -85,7 +110,16 @@ fn silhouette_dense(x: &Array2<f64>, codes: &[usize], n_labels: usize) -> Vec<f6
             for jb in (0..n).step_by(TILE) {
                 let wj = width(jb);
                 let mut tile = buf.slice_mut(s![..wi, ..wj]);
-                sq_dist_tile(x, &norms, ib..ib + wi, x, &norms, jb..jb + wj, near_zero, tile.view_mut());
+                sq_dist_tile(
+                    x,
+                    &norms,
+                    ib..ib + wi,
+                    x,
+                    &norms,
+                    jb..jb + wj,
+                    near_zero,
+                    tile.view_mut(),
+                );
                 for ii in 0..wi {
                     let i = ib + ii;
                     let srow = &mut sums[ii * n_labels..(ii + 1) * n_labels];
@@ -261,5 +295,43 @@ mod tests {
             batch_asw(x.view(), &[0; 6], &[0, 0, 0, 0, 1, 1]),
             Err(MetricError::Degenerate(_))
         ));
+    }
+    #[test]
+    fn tiled_paths_match_direct_definition() {
+        use crate::util::{row, sq_dist};
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        // 600 rows (several tiles, a ragged last one), duplicates and exact ties included
+        let mut x = Array2::from_shape_fn((600, 7), |_| rng.gen_range(-3.0..3.0f64));
+        for i in (0..600).step_by(37) {
+            let r = x.row(i + 1).to_owned();
+            x.row_mut(i).assign(&r);
+        }
+        let codes: Vec<usize> = (0..600).map(|_| rng.gen_range(0..5)).collect();
+        let direct: Vec<f64> = (0..600)
+            .map(|i| {
+                let mut sums = [0.0f64; 5];
+                let mut sizes = [0usize; 5];
+                for j in 0..600 {
+                    sizes[codes[j]] += 1;
+                    if j != i {
+                        sums[codes[j]] += sq_dist(row(&x, i), row(&x, j)).sqrt();
+                    }
+                }
+                let own = codes[i];
+                let a = sums[own] / (sizes[own] - 1) as f64;
+                let b = (0..5)
+                    .filter(|&c| c != own)
+                    .map(|c| sums[c] / sizes[c] as f64)
+                    .fold(f64::INFINITY, f64::min);
+                (b - a) / a.max(b)
+            })
+            .collect();
+        for symmetric in [true, false] {
+            let got = silhouette_tiled(&x, &codes, 5, symmetric);
+            for (g, d) in got.iter().zip(&direct) {
+                assert!((g - d).abs() < 1e-10, "{symmetric}: {g} vs {d}");
+            }
+        }
     }
 }

@@ -9,4 +9,5 @@ pub mod config;
 pub mod experiment;
 pub mod pipeline;
 pub mod rundir;
+pub mod slurm;
 pub mod table;

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use crossomics_runner::config::ExperimentConfig;
 use crossomics_runner::experiment;
 use crossomics_runner::rundir::{self, Meta, RunDir};
-use crossomics_runner::{pipeline, table};
+use crossomics_runner::{pipeline, slurm, table};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +37,34 @@ enum Cmd {
         /// Redo runs whose results already exist.
         #[arg(long)]
         force: bool,
+        /// Runs of a sweep executed at once, each in its own process (seeded runs stay
+        /// bit-reproducible: libtorch's random generator is per process).
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Execute only the run with this 0-based index of the expanded sweep (what each
+        /// worker and each Slurm array task does).
+        #[arg(long)]
+        run_index: Option<usize>,
+    },
+    /// Write a Slurm batch script that runs an experiment's sweep as a job array.
+    Slurm {
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Where to write the script (default: print it).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long, default_value = "04:00:00")]
+        time: String,
+        #[arg(long, default_value_t = 4)]
+        cpus: usize,
+        #[arg(long, default_value = "16G")]
+        mem: String,
+        /// GPUs per task (adds `--gres=gpu:N`).
+        #[arg(long, default_value_t = 0)]
+        gpus: usize,
+        #[arg(long)]
+        partition: Option<String>,
     },
     /// Validate an experiment file and list the runs it expands to, without training.
     Check {
@@ -77,14 +105,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let runs = experiment::plan(&config, &overrides)?;
             for (i, r) in runs.iter().enumerate() {
                 let resolved = toml::to_string(&r.config)?;
-                let id = RunDir::new(
-                    &r.config.output.dir,
-                    &r.config.name,
-                    r.config.model.kind(),
-                    r.config.seed,
-                    &resolved,
-                )
-                .id;
+                let id = RunDir::for_config(&r.config)?.id;
                 println!("run {}/{}: {id} {}", i + 1, runs.len(), r.variant);
                 if verbose || runs.len() == 1 {
                     println!("{resolved}");
@@ -98,51 +119,215 @@ fn dispatch(cli: Cli) -> Result<()> {
             overrides,
             out,
             force,
+            workers,
+            run_index,
+        } => run_experiment(&config, &overrides, out, force, workers, run_index),
+        Cmd::Slurm {
+            config,
+            overrides,
+            output,
+            time,
+            cpus,
+            mem,
+            gpus,
+            partition,
         } => {
             let runs = experiment::plan(&config, &overrides)?;
-            let base = config.parent().unwrap_or(Path::new("."));
-            let mut failed = Vec::new();
-            let mut dirs = Vec::new();
-            for (i, planned) in runs.iter().enumerate() {
-                let mut cfg = planned.config.clone();
-                if let Some(out) = &out {
-                    cfg.output.dir = out.clone();
-                }
-                if runs.len() > 1 {
-                    tracing::info!(
-                        "run {}/{} {} seed {}",
-                        i + 1,
-                        runs.len(),
-                        planned.variant,
-                        cfg.seed
-                    );
-                }
-                dirs.push(cfg.output.dir.join(&cfg.name));
-                if let Err(e) = run(&cfg, &planned.variant, base, force) {
+            let opts = slurm::SlurmOptions {
+                job_name: runs[0].config.name.clone(),
+                time,
+                cpus,
+                mem,
+                gpus,
+                partition,
+            };
+            let exe = std::env::current_exe()?;
+            let script = slurm::script(&exe, &config, &overrides, runs.len(), &opts);
+            match output {
+                Some(path) => {
+                    rundir::write_atomic(&path, script.as_bytes())?;
                     eprintln!(
-                        "error: run {}/{} ({} seed {}): {e:#}",
-                        i + 1,
+                        "wrote {} ({} array tasks): sbatch {}",
+                        path.display(),
                         runs.len(),
-                        planned.variant,
-                        cfg.seed
+                        path.display()
                     );
-                    failed.push(i + 1);
                 }
+                None => print!("{script}"),
             }
-            if runs.len() > 1 {
-                dirs.dedup();
-                for dir in &dirs {
-                    print_table(dir)?;
-                }
-            }
-            if failed.is_empty() {
-                Ok(())
-            } else {
-                anyhow::bail!("{} of {} runs failed: {failed:?}", failed.len(), runs.len())
-            }
+            Ok(())
         }
         Cmd::Table { dir } => print_table(&dir),
     }
+}
+
+fn run_experiment(
+    config: &Path,
+    overrides: &[String],
+    out: Option<PathBuf>,
+    force: bool,
+    workers: usize,
+    run_index: Option<usize>,
+) -> Result<()> {
+    let mut runs = experiment::plan(config, overrides)?;
+    if let Some(out) = &out {
+        for r in &mut runs {
+            r.config.output.dir = out.clone();
+        }
+    }
+    let base = config.parent().unwrap_or(Path::new("."));
+    if let Some(i) = run_index {
+        let planned = runs.get(i).with_context(|| {
+            format!(
+                "--run-index {i}: the experiment has {} runs (0..{})",
+                runs.len(),
+                runs.len()
+            )
+        })?;
+        return run(&planned.config, &planned.variant, base, force);
+    }
+    let n = runs.len();
+    let failed: Vec<usize> = if workers > 1 && n > 1 {
+        parallel_runs(config, overrides, out.as_deref(), force, &runs, workers)?
+    } else {
+        let mut failed = Vec::new();
+        for (i, planned) in runs.iter().enumerate() {
+            if n > 1 {
+                tracing::info!(
+                    "run {}/{n} {} seed {}",
+                    i + 1,
+                    planned.variant,
+                    planned.config.seed
+                );
+            }
+            if let Err(e) = run(&planned.config, &planned.variant, base, force) {
+                eprintln!(
+                    "error: run {}/{n} ({} seed {}): {e:#}",
+                    i + 1,
+                    planned.variant,
+                    planned.config.seed
+                );
+                failed.push(i);
+            }
+        }
+        failed
+    };
+    if n > 1 {
+        let mut dirs: Vec<PathBuf> = runs
+            .iter()
+            .map(|r| r.config.output.dir.join(&r.config.name))
+            .collect();
+        dirs.dedup();
+        for dir in &dirs {
+            if let Err(e) = print_table(dir) {
+                eprintln!("error: {e:#}");
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} of {n} runs failed (0-based indices {failed:?})",
+            failed.len()
+        )
+    }
+}
+
+/// Runs every planned run in a child process (`--run-index i`), `workers` at a time, with
+/// a progress bar; each child's output goes to `<experiment dir>/logs/run-<i>.log`.
+fn parallel_runs(
+    config: &Path,
+    overrides: &[String],
+    out: Option<&Path>,
+    force: bool,
+    runs: &[experiment::PlannedRun],
+    workers: usize,
+) -> Result<Vec<usize>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let exe = std::env::current_exe()?;
+    let next = AtomicUsize::new(0);
+    let failed = Mutex::new(Vec::new());
+    let bar = indicatif::ProgressBar::new(runs.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} runs {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(runs.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(planned) = runs.get(i) else { break };
+                    let logs = planned
+                        .config
+                        .output
+                        .dir
+                        .join(&planned.config.name)
+                        .join("logs");
+                    let outcome = (|| -> Result<bool> {
+                        std::fs::create_dir_all(&logs)?;
+                        let log = std::fs::File::create(logs.join(format!("run-{i}.log")))?;
+                        let mut cmd = std::process::Command::new(&exe);
+                        cmd.arg("run")
+                            .arg(config)
+                            .arg("--run-index")
+                            .arg(i.to_string());
+                        for o in overrides {
+                            cmd.arg("--set").arg(o);
+                        }
+                        if let Some(out) = out {
+                            cmd.arg("--out").arg(out);
+                        }
+                        if force {
+                            cmd.arg("--force");
+                        }
+                        let status = cmd.stdout(log.try_clone()?).stderr(log).status()?;
+                        Ok(status.success())
+                    })();
+                    let ok = matches!(outcome, Ok(true));
+                    if !ok {
+                        let why = match outcome {
+                            Err(e) => format!("{e:#}"),
+                            _ => format!("see {}", logs.join(format!("run-{i}.log")).display()),
+                        };
+                        bar.suspend(|| {
+                            eprintln!(
+                                "error: run {}/{} ({}) failed: {why}",
+                                i + 1,
+                                runs.len(),
+                                planned.variant
+                            )
+                        });
+                        failed.lock().expect("not poisoned").push(i);
+                    }
+                    bar.inc(1);
+                    bar.set_message(planned.variant.clone());
+                    if !bar.is_hidden() {
+                        continue;
+                    }
+                    tracing::info!(
+                        "run {}/{} {} seed {}: {}",
+                        i + 1,
+                        runs.len(),
+                        planned.variant,
+                        planned.config.seed,
+                        if ok { "done" } else { "failed" }
+                    );
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut failed = failed.into_inner().expect("not poisoned");
+    failed.sort_unstable();
+    Ok(failed)
 }
 
 /// Aggregates `dir/*/metrics.json` into `dir/table.{md,csv}` and prints it.
@@ -178,13 +363,7 @@ fn print_table(dir: &Path) -> Result<()> {
 
 fn run(cfg: &ExperimentConfig, variant: &str, base: &Path, force: bool) -> Result<()> {
     let resolved = toml::to_string(cfg)?;
-    let run = RunDir::new(
-        &cfg.output.dir,
-        &cfg.name,
-        cfg.model.kind(),
-        cfg.seed,
-        &resolved,
-    );
+    let run = RunDir::for_config(cfg)?;
     if run.is_finished() && !force {
         println!(
             "{} already finished (use --force to redo):",
@@ -216,16 +395,24 @@ fn execute(
     let clock = Instant::now();
     run.write("config.resolved.toml", resolved)?;
 
-    tracing::info!(experiment = %cfg.name, run = %run.id, "preparing data");
+    // what is logged is also kept in the run's log.txt
+    let log = std::cell::RefCell::new(String::new());
+    let note = |line: String| {
+        tracing::info!("{line}");
+        log.borrow_mut().push_str(&line);
+        log.borrow_mut().push('\n');
+    };
+    note(format!("experiment {} run {} {variant}", cfg.name, run.id));
     let prep = pipeline::prepare(cfg, base)?;
-    tracing::info!(
-        cells = prep.dataset.n_cells(),
-        genes = prep.dataset.genes.len(),
-        peaks = prep.dataset.peaks.len(),
-        cell_types = prep.label_names.len(),
-        "dataset {}",
-        prep.dataset.name
-    );
+    note(format!(
+        "dataset {}: {} cells, {} genes, {} peaks, {} {} categories",
+        prep.dataset.name,
+        prep.dataset.n_cells(),
+        prep.dataset.genes.len(),
+        prep.dataset.peaks.len(),
+        prep.label_names.len(),
+        cfg.evaluation.label_column
+    ));
 
     let total_epochs = cfg.training.warmup_epochs + cfg.training.epochs;
     let every = (total_epochs / 10).max(1);
@@ -236,18 +423,25 @@ fn execute(
                 .iter()
                 .find(|(k, _)| k == "total")
                 .map_or(f64::NAN, |(_, v)| *v);
-            tracing::info!(
+            note(format!(
                 "epoch {:>4}/{total_epochs} {:<6} loss {total:>12.4} val {:>12.4} {:>8.0} cells/s",
                 r.epoch + 1,
                 r.phase,
                 r.val_loss.unwrap_or(f64::NAN),
                 r.cells_per_second
-            );
+            ));
         }
     };
     let outcome = pipeline::train_and_evaluate(cfg, &prep, &mut observer)?;
-    tracing::info!(device = %outcome.device, seconds = format!("{:.1}", outcome.train_seconds), "trained");
+    note(format!(
+        "trained on {} in {:.1} s (best epoch {:?}, stopped early: {})",
+        outcome.device,
+        outcome.train_seconds,
+        outcome.history.best_epoch,
+        outcome.history.stopped_early
+    ));
 
+    run.write("log.txt", log.borrow().as_bytes())?;
     run.write("losses.csv", table::losses_csv(&outcome.history))?;
     ndarray_npy::write_npy(run.path("embedding.npy"), &outcome.embedding)
         .context("writing embedding.npy")?;

@@ -36,6 +36,21 @@ impl RunDir {
         }
     }
 
+    /// The run folder of a config. The id hashes the resolved config without its
+    /// `[output]` section: where results are written does not change what they are.
+    pub fn for_config(cfg: &crate::config::ExperimentConfig) -> Result<Self> {
+        let mut identity = cfg.clone();
+        identity.output = crate::config::OutputConfig::default();
+        let key = toml::to_string(&identity)?;
+        Ok(Self::new(
+            &cfg.output.dir,
+            &cfg.name,
+            cfg.model.kind(),
+            cfg.seed,
+            &key,
+        ))
+    }
+
     pub fn is_finished(&self) -> bool {
         self.final_dir.join("metrics.json").is_file()
     }

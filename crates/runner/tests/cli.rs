@@ -70,6 +70,7 @@ fn run_writes_a_complete_reproducible_run_directory() {
         "metrics.json",
         "results.md",
         "results.csv",
+        "log.txt",
     ] {
         assert!(run.join(f).is_file(), "missing {f}");
     }
@@ -222,4 +223,95 @@ fn sweeps_expand_and_the_table_aggregates_seeds() {
         "{}",
         text(&o)
     );
+}
+
+fn small_sweep(dir: &Path) -> PathBuf {
+    let exp = dir.join("par.toml");
+    std::fs::write(
+        &exp,
+        format!(
+            "extends = [\"{}\"]\nname = \"par\"\n[training]\nepochs = 2\nwarmup_epochs = 1\n[sweep]\nseeds = [0, 1, 2]\n",
+            quickstart().display()
+        ),
+    )
+    .unwrap();
+    exp
+}
+
+fn metrics_of(dir: &Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("metrics.json").is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(p.join("metrics.json")).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn parallel_workers_reproduce_the_sequential_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = small_sweep(tmp.path());
+    let e = exp.to_str().unwrap();
+    let o = crossomics(&["run", e, "--out", "seq"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let o = crossomics(&["run", e, "--out", "par", "--workers", "2"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let seq = metrics_of(&tmp.path().join("seq/par"));
+    assert_eq!(seq.len(), 3);
+    let par = metrics_of(&tmp.path().join("par/par"));
+    let ids = |v: &[(String, String)]| v.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&par),
+        ids(&seq),
+        "the output folder is not part of a run's id"
+    );
+    assert!(par == seq, "parallel workers changed the metrics");
+    assert!(tmp.path().join("par/par/logs/run-2.log").is_file());
+    assert!(tmp.path().join("par/par/table.md").is_file());
+    let o = crossomics(&["run", e, "--run-index", "3"], tmp.path());
+    assert!(
+        !o.status.success() && text(&o).contains("has 3 runs"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn slurm_array_task_runs_its_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = small_sweep(tmp.path());
+    let script = tmp.path().join("job.sh");
+    let o = crossomics(
+        &[
+            "slurm",
+            exp.to_str().unwrap(),
+            "--set",
+            "output.dir=slurm_out",
+            "--output",
+            script.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let body = std::fs::read_to_string(&script).unwrap();
+    assert!(body.contains("#SBATCH --array=0-2"), "{body}");
+    // the #SBATCH lines are comments to bash: run task 1 as Slurm would
+    let o = Command::new("bash")
+        .arg(&script)
+        .current_dir(tmp.path())
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("SLURM_CPUS_PER_TASK", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let done = metrics_of(&tmp.path().join("slurm_out/par"));
+    assert_eq!(done.len(), 1);
+    assert!(done[0].0.contains("-seed1-"), "{:?}", done[0].0);
 }
