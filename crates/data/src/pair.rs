@@ -6,7 +6,7 @@
 //! paired and how many each side dropped.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nalgebra_sparse::CsrMatrix;
 use serde::{Deserialize, Serialize};
@@ -92,9 +92,9 @@ fn index(
 /// Matches barcodes of two files; an error when a side has duplicates or nothing pairs.
 pub fn pair_barcodes(
     rna: &[String],
-    rna_source: &PathBuf,
+    rna_source: &Path,
     atac: &[String],
-    atac_source: &PathBuf,
+    atac_source: &Path,
     cfg: &PairingConfig,
 ) -> Result<Pairing> {
     index(rna, cfg, rna_source)?;

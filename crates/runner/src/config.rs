@@ -94,6 +94,8 @@ pub struct EvaluationConfig {
     pub knn_k: usize,
     /// Also score the inputs (RNA PCA, ATAC LSI) as reference rows.
     pub input_baselines: bool,
+    /// A cell column of technical batches (for the batch-coloured layout).
+    pub batch_column: Option<String>,
 }
 
 impl Default for EvaluationConfig {
@@ -102,6 +104,7 @@ impl Default for EvaluationConfig {
             label_column: "cell_type".into(),
             knn_k: 15,
             input_baselines: true,
+            batch_column: None,
         }
     }
 }
@@ -113,6 +116,8 @@ pub struct OutputConfig {
     pub dir: PathBuf,
     /// Save the trained weights (safetensors).
     pub checkpoint: bool,
+    /// Draw `losses.png` and UMAP layouts of the embedding (`umap_<column>.png`).
+    pub plots: bool,
 }
 
 impl Default for OutputConfig {
@@ -120,6 +125,7 @@ impl Default for OutputConfig {
         Self {
             dir: PathBuf::from("runs"),
             checkpoint: true,
+            plots: true,
         }
     }
 }

@@ -330,6 +330,72 @@ fn parallel_runs(
     Ok(failed)
 }
 
+/// `losses.png` and UMAP layouts of the embedding coloured by cell label and batch.
+fn plots(
+    cfg: &ExperimentConfig,
+    run: &RunDir,
+    outcome: &pipeline::Outcome,
+    prep: &pipeline::Prepared,
+) -> Result<()> {
+    let h = &outcome.history;
+    let mut names: Vec<String> = Vec::new();
+    for e in &h.epochs {
+        for (k, _) in &e.train {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    let mut series: Vec<(String, Vec<f64>)> = names
+        .iter()
+        .map(|n| {
+            let v = h.epochs.iter().map(|e| {
+                e.train
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map_or(f64::NAN, |(_, v)| *v)
+            });
+            (format!("train {n}"), v.collect())
+        })
+        .collect();
+    series.push((
+        "validation loss".into(),
+        h.epochs
+            .iter()
+            .map(|e| e.val_loss.unwrap_or(f64::NAN))
+            .collect(),
+    ));
+    crossomics_plots::loss_curves(
+        &run.path("losses.png"),
+        &format!("{} / {}", cfg.name, run.id),
+        &series,
+    )?;
+
+    let params = crossomics_plots::umap::UmapParams {
+        seed: cfg.seed,
+        ..Default::default()
+    };
+    let coords = crossomics_plots::umap::layout(outcome.embedding.view(), &params)?;
+    let mut columns = vec![cfg.evaluation.label_column.clone()];
+    columns.extend(cfg.evaluation.batch_column.clone());
+    for col in columns {
+        let (codes, names) = prep.dataset.cells.codes(&col)?;
+        let title = format!(
+            "{} latent, {} cells, by {col}",
+            cfg.model.kind(),
+            codes.len()
+        );
+        crossomics_plots::scatter(
+            &run.path(&format!("umap_{col}.png")),
+            &title,
+            coords.view(),
+            &codes,
+            &names,
+        )?;
+    }
+    Ok(())
+}
+
 /// Aggregates `dir/*/metrics.json` into `dir/table.{md,csv}` and prints it.
 fn print_table(dir: &Path) -> Result<()> {
     let mut rows: Vec<table::Row> = Vec::new();
@@ -441,6 +507,9 @@ fn execute(
         outcome.history.stopped_early
     ));
 
+    if cfg.output.plots {
+        plots(cfg, run, &outcome, &prep)?;
+    }
     run.write("log.txt", log.borrow().as_bytes())?;
     run.write("losses.csv", table::losses_csv(&outcome.history))?;
     ndarray_npy::write_npy(run.path("embedding.npy"), &outcome.embedding)

@@ -71,6 +71,9 @@ fn run_writes_a_complete_reproducible_run_directory() {
         "results.md",
         "results.csv",
         "log.txt",
+        "losses.png",
+        "umap_cell_type.png",
+        "umap_batch.png",
     ] {
         assert!(run.join(f).is_file(), "missing {f}");
     }
