@@ -65,7 +65,7 @@ pub struct Pairing {
 fn index(
     barcodes: &[String],
     cfg: &PairingConfig,
-    source: &PathBuf,
+    source: &Path,
 ) -> Result<HashMap<String, usize>> {
     let mut map = HashMap::with_capacity(barcodes.len());
     for (i, b) in barcodes.iter().enumerate() {
