@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup-libtorch.sh
+# HDF5 (for h5ad files) is built from source and needs CMake >= 3.26
+export PATH="$(scripts/setup-cmake.sh):$PATH"
 # One OpenMP thread: on shared cores more threads can be 10x slower.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 # Doctests run from a temporary folder, outside the rpath the build script sets.

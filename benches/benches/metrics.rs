@@ -3,14 +3,15 @@
 //!
 //! - FOSCTTM on 10,000 x 10,000 cells (50 dimensions)
 //! - silhouette on 50,000 cells (50 dimensions, 20 clusters)
-//! - kNN graph (HNSW, k = 15) + umap connectivities + Leiden on 100,000 cells
+//! - kNN graph (k = 15, `KnnMethod::default()`: exact at this size) + umap connectivities
+//!   + Leiden on 100,000 cells
 //! - per-cell AUROC over a 5,000 x 100,000 matrix
 //!
 //! Inputs are seeded Gaussian mixtures generated here (ChaCha8), of the same shapes and
 //! distributions as `scripts/bench_metrics_reference.py gen` (not the same numbers: the
 //! whole-process comparison with the Python references uses `examples/metrics_cli.rs` on
 //! the script's .npy files). `CROSSOMICS_BENCH_SCALE=0.1` shrinks every n tenfold for a
-//! quick run. Single-threaded except the HNSW build (rayon: `RAYON_NUM_THREADS`).
+//! quick run. Single-threaded (the HNSW index, rayon, is only used above 200,000 cells).
 
 use std::time::Duration;
 

@@ -11,7 +11,8 @@
 //!
 //! Options: `--dir DIR` (default `/tmp/crossomics-metrics-bench`). Prints
 //! `metric=<name> n=<n> value=<v> seconds=<metric time>` (time excludes reading the files).
-//! Single-threaded except the HNSW index build of `leiden` (rayon: set `RAYON_NUM_THREADS`).
+//! Single-threaded: `leiden` uses `KnnMethod::default()`, exact up to 200,000 cells; above
+//! that the HNSW index build runs on rayon (`RAYON_NUM_THREADS`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -10,6 +10,7 @@ pub mod batches;
 pub mod config;
 pub mod dataset;
 pub mod error;
+pub mod fitted;
 pub mod genome;
 pub mod mtx;
 pub mod pair;

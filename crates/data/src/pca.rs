@@ -68,16 +68,12 @@ pub fn fit(x: ArrayView2<f32>, n_components: usize, seed: u64) -> Result<Pca> {
     }
     let b = q.transpose() * &xc; // l x p
     let svd = b.svd(true, true);
-    let (u_b, v_t) = (svd.u.expect("requested"), svd.v_t.expect("requested"));
+    let v_t = svd.v_t.expect("requested");
     let mut order: Vec<usize> = (0..svd.singular_values.len()).collect();
     order.sort_by(|&a, &b| svd.singular_values[b].total_cmp(&svd.singular_values[a]));
-    let u = q * u_b;
-
-    let mut scores = Array2::<f32>::zeros((n, n_components));
     let mut components = Array2::<f32>::zeros((n_components, p));
-    let mut explained_variance = Vec::with_capacity(n_components);
+    let mut v = DMatrix::<f64>::zeros(p, n_components);
     for (k, &idx) in order.iter().take(n_components).enumerate() {
-        let s = svd.singular_values[idx];
         let row = v_t.row(idx);
         let pivot = row
             .iter()
@@ -87,12 +83,17 @@ pub fn fit(x: ArrayView2<f32>, n_components: usize, seed: u64) -> Result<Pca> {
         let sign = if pivot < 0.0 { -1.0 } else { 1.0 };
         for j in 0..p {
             components[[k, j]] = (sign * row[j]) as f32;
+            v[(j, k)] = sign * row[j];
         }
-        for i in 0..n {
-            scores[[i, k]] = (sign * u[(i, idx)] * s) as f32;
-        }
-        explained_variance.push(s * s / (n as f64 - 1.0));
     }
+    // Scores are the projection of the centered cells on the components, exactly what
+    // `transform` computes for new cells (not U S of the randomized factorization, which
+    // differs from it by the part of the data outside the sampled subspace).
+    let projected = &xc * &v;
+    let scores = Array2::from_shape_fn((n, n_components), |(i, k)| projected[(i, k)] as f32);
+    let explained_variance = (0..n_components)
+        .map(|k| projected.column(k).iter().map(|s| s * s).sum::<f64>() / (n as f64 - 1.0))
+        .collect();
     Ok(Pca {
         scores,
         components,

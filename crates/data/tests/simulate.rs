@@ -95,6 +95,19 @@ fn streamed_files_equal_the_in_memory_simulation_for_any_chunking() {
         let sim = Simulator::new(&params, &cal).unwrap();
         let memory = sim.dataset().unwrap();
         assert!(memory.rna.nnz() > 1000 && memory.atac.nnz() > 1000);
+        // a cell drawn on its own is the same cell
+        let cell = sim.cell(17);
+        let row = memory.rna.row(17);
+        let entries: Vec<(u32, u32)> = row
+            .col_indices()
+            .iter()
+            .zip(row.values())
+            .map(|(c, v)| (*c as u32, *v as u32))
+            .collect();
+        assert_eq!(cell.rna, entries);
+        assert_eq!(cell.atac.len(), memory.atac.row(17).nnz());
+        let types = memory.cells.column("cell_type").unwrap();
+        assert_eq!(sim.type_names()[cell.draw.cell_type], types[17]);
         for (chunk_cells, threads) in chunkings {
             let dir = tempfile::tempdir().unwrap();
             let out = dir.path().join("sim");
@@ -177,6 +190,8 @@ fn calibrated_simulation_looks_like_the_bundled_sample() {
     // errors of about sd/sqrt(500) = 0.02 and sd/sqrt(1000) = 0.015; NB/Bernoulli noise
     // adds a little variance to the simulated depths, and the real distribution is not
     // exactly log-normal: 0.1 on the mean and 0.1 on the sd are several standard errors.
+    // Measured: RNA 6.010 / 0.661 real vs 5.976 / 0.674 simulated, ATAC (open peaks)
+    // 4.277 / 0.655 vs 4.245 / 0.643.
     for (what, real_m, sim_m) in [
         ("RNA", &real.rna, &sim.rna),
         // Bernoulli ATAC: compare open peaks per cell with the real binarized matrix
@@ -194,9 +209,12 @@ fn calibrated_simulation_looks_like_the_bundled_sample() {
 
     // Per-feature sparsity, feature by feature (the features are simulated in the
     // calibration's order when their number is the same). The real fractions carry a
-    // binomial error of up to 0.022 (500 cells); type and batch effects move a feature's
-    // mean fraction a little (Jensen). Mean absolute difference < 0.03 and correlation
-    // > 0.95 over 600 features are well inside what a broken fit would miss by.
+    // binomial error of up to 0.022 (500 cells, mean absolute error about 0.013 over the
+    // features), and every simulated feature draws its own random type and batch effects,
+    // which move its fraction a little (P(X > 0) is concave in the mean). Measured: mean
+    // absolute difference 0.025 (RNA) / 0.007 (ATAC), correlation 0.98 / 0.997; the
+    // bounds 0.035 and 0.95 leave room for that noise but not for a broken fit (without
+    // the sparsity-matched type effects RNA was 10% too sparse, mad 0.044).
     for (what, real_m, sim_m) in [
         ("RNA", &real.rna, &sim.rna),
         ("ATAC", &real.atac, &sim.atac),
@@ -211,7 +229,7 @@ fn calibrated_simulation_looks_like_the_bundled_sample() {
             mean_sd(&s).0
         );
         assert!(
-            mad < 0.03,
+            mad < 0.035,
             "{what} per-feature non-zero fraction differs by {mad}"
         );
         assert!(
@@ -692,7 +710,8 @@ fn resampled_features_keep_the_sparsity_distribution() {
 }
 
 /// Timing at scale (release): `cargo test --release -p crossomics-data --test simulate
-/// -- --ignored --nocapture`. SIM_CELLS / SIM_THREADS / SIM_DIR override the defaults.
+/// -- --ignored --nocapture`. SIM_CELLS / SIM_THREADS / SIM_LEVEL (gzip) / SIM_DIR
+/// override the defaults.
 #[test]
 #[ignore]
 fn stream_at_scale() {
@@ -721,6 +740,7 @@ fn stream_at_scale() {
         .unwrap_or(tmp.path().join("sim"));
     let options = WriteOptions {
         threads: env("SIM_THREADS", 1),
+        compression: env("SIM_LEVEL", 1) as u32,
         ..Default::default()
     };
     let summary = sim.write_dir(&dir, &options).unwrap();

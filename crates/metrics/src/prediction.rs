@@ -345,7 +345,7 @@ fn sort_score_keys(keys: &mut Vec<u64>, scratch: &mut Vec<u64>) {
         for &k in keys.iter() {
             count[((k >> shift) & 2047) as usize] += 1;
         }
-        if count.iter().any(|&c| c == keys.len()) {
+        if count.contains(&keys.len()) {
             continue;
         }
         let mut pos = 0;

@@ -202,10 +202,10 @@ fn rebase_paths(value: &mut toml::Value, base_dir: &Path) {
     if base_dir.as_os_str().is_empty() {
         return;
     }
-    if let Some(toml::Value::String(p)) = value.get_mut("dataset").and_then(|d| d.get_mut("path")) {
-        if Path::new(p.as_str()).is_relative() {
-            *p = base_dir.join(p.as_str()).to_string_lossy().into_owned();
-        }
+    if let Some(toml::Value::String(p)) = value.get_mut("dataset").and_then(|d| d.get_mut("path"))
+        && Path::new(p.as_str()).is_relative()
+    {
+        *p = base_dir.join(p.as_str()).to_string_lossy().into_owned();
     }
 }
 

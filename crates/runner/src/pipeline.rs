@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use crossomics_data::fitted::FittedPreprocessing;
 use crossomics_data::{PairedDataset, pca, preprocess, split};
 use crossomics_losses::similarity::sailerx_cell_weights;
 use crossomics_metrics::{clustering, knn, silhouette};
@@ -17,6 +18,8 @@ use crate::config::{CovariateConfig, ExperimentConfig, ModelConfig};
 /// Model inputs derived from the counts.
 #[derive(Debug)]
 pub struct Prepared {
+    /// what was fitted (features, normalization, PCA), saved with the run
+    pub fitted: FittedPreprocessing,
     pub dataset: PairedDataset,
     /// binarized peaks
     pub atac: crossomics_data::Csr,
@@ -49,25 +52,12 @@ pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
     } else {
         loaded.subset_cells(&cells)
     };
-    let genes = preprocess::feature_filter(&raw.rna, p.rna_min_cells, 1.0);
-    let peaks = preprocess::feature_filter(&raw.atac, p.atac_min_cells, p.atac_max_fraction);
-    if genes.is_empty() || peaks.is_empty() {
-        bail!(
-            "preprocessing left {} genes and {} peaks; lower rna_min_cells / atac_min_cells",
-            genes.len(),
-            peaks.len()
-        );
-    }
-    let dataset = raw.subset_features(&genes, &peaks);
+    let (fitted, t) = FittedPreprocessing::fit(&raw, p, cfg.seed)?;
+    let dataset = t.dataset;
     let rna_depth = preprocess::library_sizes(&dataset.rna);
     let atac_depth = preprocess::library_sizes(&dataset.atac);
-    let rna_norm = preprocess::normalize_log1p(&dataset.rna, p.rna_target_sum)?;
-    let n_pcs = p
-        .rna_pca_components
-        .min(dataset.n_cells() - 1)
-        .min(genes.len());
-    let rna_pca = pca::fit(preprocess::to_dense(&rna_norm).view(), n_pcs, cfg.seed)?.scores;
-    let atac = preprocess::binarize(&dataset.atac);
+    let rna_pca = t.rna_pca;
+    let atac = t.atac;
     let covariates = covariates(&cfg.covariates, &dataset, &atac_depth)?;
     let cell_weights = sailerx_cell_weights(&rna_depth, &atac_depth)
         .into_iter()
@@ -75,6 +65,7 @@ pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
         .collect();
     let (labels, label_names) = dataset.cells.codes(&cfg.evaluation.label_column)?;
     Ok(Prepared {
+        fitted,
         dataset,
         atac,
         rna_pca,

@@ -66,6 +66,7 @@ fn run_writes_a_complete_reproducible_run_directory() {
         "losses.csv",
         "embedding.npy",
         "split.json",
+        "preprocessing.json",
         "model.safetensors",
         "metrics.json",
         "results.md",
@@ -317,4 +318,54 @@ fn slurm_array_task_runs_its_run() {
     let done = metrics_of(&tmp.path().join("slurm_out/par"));
     assert_eq!(done.len(), 1);
     assert!(done[0].0.contains("-seed1-"), "{:?}", done[0].0);
+}
+
+#[test]
+fn simulate_writes_a_dataset_the_runner_can_train_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = crossomics(
+        &[
+            "simulate", "sim", "--cells", "300", "--genes", "200", "--peaks", "400", "--types",
+            "4", "--seed", "7",
+        ],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("simulated 300 cells x 200 genes x 400 peaks")
+    );
+    for f in [
+        "rna_counts.mtx.gz",
+        "atac_counts.mtx.gz",
+        "genes.tsv",
+        "peaks.tsv",
+        "cells.tsv",
+        "links.tsv",
+    ] {
+        assert!(tmp.path().join("sim").join(f).is_file(), "{f}");
+    }
+    let cfg = tmp.path().join("sim.toml");
+    std::fs::write(
+        &cfg,
+        "name = \"sim\"\n[dataset]\nformat = \"plain\"\npath = \"sim\"\n[model]\nkind = \"sailerx\"\nlatent_dim = 8\n\
+         [training]\nepochs = 5\nwarmup_epochs = 1\nbatch_size = 64\nlr = 0.001\n[output]\nplots = false\n",
+    )
+    .unwrap();
+    let o = crossomics(&["run", cfg.to_str().unwrap(), "--out", "out"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
+    // the simulated cell types are easy to find in the RNA PCA
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("| rna_pca (input)"))
+        .unwrap()
+        .to_string();
+    let knn: f64 = row.split('|').nth(5).unwrap().trim().parse().unwrap();
+    assert!(knn > 0.8, "{row}");
+    let bad = crossomics(&["simulate", "sim2", "--cells", "0"], tmp.path());
+    assert!(
+        !bad.status.success() && text(&bad).contains("n_cells"),
+        "{}",
+        text(&bad)
+    );
 }
