@@ -124,7 +124,16 @@ mod tests {
     proptest! {
         #[test]
         fn random_split_is_a_partition(n in 2usize..300, v in 0.0f64..0.4, t in 0.0f64..0.4, seed in 0u64..1000) {
-            let s = random(n, v, t, seed).unwrap();
+            let n_test = (t * n as f64).round() as usize;
+            let n_val = (v * n as f64).round() as usize;
+            let result = random(n, v, t, seed);
+            if n_test + n_val >= n {
+                // rounding leaves no training cell: a clear error, not an empty split
+                prop_assert!(result.is_err());
+                return Ok(());
+            }
+            let s = result.unwrap();
+            prop_assert_eq!((s.test.len(), s.val.len()), (n_test, n_val));
             let mut all: Vec<usize> = s.train.iter().chain(&s.val).chain(&s.test).copied().collect();
             all.sort_unstable();
             prop_assert_eq!(all, (0..n).collect::<Vec<_>>());
