@@ -12,6 +12,8 @@ pub mod dataset;
 pub mod error;
 pub mod fitted;
 pub mod genome;
+#[cfg(feature = "h5ad")]
+pub mod h5ad;
 pub mod mtx;
 pub mod pair;
 pub mod pca;
@@ -20,6 +22,8 @@ pub mod preprocess;
 pub mod sample;
 pub mod simulate;
 pub mod split;
+#[cfg(feature = "h5ad")]
+pub mod tenx;
 
 pub use dataset::{CellTable, PairedDataset};
 pub use error::DataError;

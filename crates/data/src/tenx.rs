@@ -1,0 +1,243 @@
+//! 10x Genomics Cell Ranger ARC output: `filtered_feature_bc_matrix.h5`.
+//!
+//! One CSC matrix, features x barcodes, under `/matrix`:
+//! `data`, `indices`, `indptr`, `shape` (`[n_features, n_barcodes]`), `barcodes`, and
+//! `features/{id, name, feature_type, genome}` (fixed-length ASCII strings). A Multiome
+//! run lists the genes (`feature_type` "Gene Expression") and then the peaks ("Peaks",
+//! named `chr1:100-200`); other feature types (antibodies) are left out. No crate reads
+//! this layout, so it is read with the HDF5 binding that `anndata-hdf5` builds on
+//! (`hdf5-metno`). A CSC matrix of features x barcodes is, array for array, the CSR
+//! matrix of barcodes x features, so no transposition is needed.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use hdf5::types::{FixedAscii, FixedUnicode, TypeDescriptor, VarLenAscii, VarLenUnicode};
+
+use crate::dataset::{CellTable, PairedDataset, select_columns};
+use crate::error::{DataError, Result};
+use crate::genome::Peak;
+use crate::h5ad::{compressed_to_csr, guard};
+
+/// The `feature_type` of genes.
+pub const GENE_EXPRESSION: &str = "Gene Expression";
+/// The `feature_type` of ATAC peaks.
+pub const PEAKS: &str = "Peaks";
+
+/// Reads a Cell Ranger ARC feature-barcode matrix (`filtered_feature_bc_matrix.h5`) into
+/// a paired dataset: genes by their `name` (symbol), peaks parsed from their `id`, every
+/// barcode a cell. Counts must be non-negative integers.
+pub fn read_h5(path: &Path) -> Result<PairedDataset> {
+    guard(path, || read_inner(path))
+}
+
+fn read_inner(path: &Path) -> Result<PairedDataset> {
+    let at = |elem: &str| format!("{}:/matrix/{elem}", path.display());
+    let err = |elem: &str, reason: String| DataError::invalid(at(elem), reason);
+    if !path.exists() {
+        return Err(DataError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+        ));
+    }
+    let file = hdf5::File::open(path).map_err(|e| {
+        DataError::invalid(
+            path.display().to_string(),
+            format!("not a readable HDF5 file (truncated or another format?): {e}"),
+        )
+    })?;
+    let m = file.group("matrix").map_err(|_| {
+        DataError::invalid(
+            path.display().to_string(),
+            "no `/matrix` group: not a Cell Ranger (>= 3, ARC) feature-barcode matrix",
+        )
+    })?;
+    let dataset = |name: &str| {
+        m.dataset(name)
+            .map_err(|_| err(name, "missing".to_string()))
+    };
+    let shape = dataset("shape")?
+        .read_raw::<i64>()
+        .map_err(|e| err("shape", e.to_string()))?;
+    let [n_features, n_barcodes] = shape[..] else {
+        return Err(err("shape", format!("{shape:?} is not two numbers")));
+    };
+    let (n_features, n_barcodes) = (
+        usize::try_from(n_features).map_err(|_| err("shape", format!("{shape:?}")))?,
+        usize::try_from(n_barcodes).map_err(|_| err("shape", format!("{shape:?}")))?,
+    );
+    let data = dataset("data")?
+        .read_raw::<f32>()
+        .map_err(|e| err("data", e.to_string()))?;
+    let to_usize = |name: &str| -> Result<Vec<usize>> {
+        let raw = dataset(name)?
+            .read_raw::<i64>()
+            .map_err(|e| err(name, e.to_string()))?;
+        raw.iter()
+            .enumerate()
+            .map(|(i, &v)| usize::try_from(v).map_err(|_| err(name, format!("entry {i} is {v}"))))
+            .collect()
+    };
+    let indices = to_usize("indices")?;
+    let indptr = to_usize("indptr")?;
+    let strings = |name: &str| -> Result<Vec<String>> {
+        let ds = m
+            .dataset(name)
+            .map_err(|_| err(name, "missing".to_string()))?;
+        read_strings(&ds)
+            .map_err(|e| err(name, e.to_string()))?
+            .ok_or_else(|| err(name, "does not hold strings".to_string()))
+    };
+    let barcodes = strings("barcodes")?;
+    let ids = strings("features/id")?;
+    let names = strings("features/name")?;
+    let types = strings("features/feature_type")?;
+    for (what, got, expected) in [
+        ("barcodes", barcodes.len(), n_barcodes),
+        ("features/id", ids.len(), n_features),
+        ("features/name", names.len(), n_features),
+        ("features/feature_type", types.len(), n_features),
+    ] {
+        if got != expected {
+            return Err(err(
+                what,
+                format!("{got} entries, but shape {shape:?} needs {expected}"),
+            ));
+        }
+    }
+    if n_barcodes == 0 || n_features == 0 {
+        return Err(DataError::Empty {
+            what: at("shape"),
+            reason: format!("{n_features} features x {n_barcodes} barcodes"),
+        });
+    }
+    let mut seen = HashSet::with_capacity(barcodes.len());
+    for (i, b) in barcodes.iter().enumerate() {
+        if !seen.insert(b.as_str()) {
+            return Err(err(
+                "barcodes",
+                format!("barcode `{b}` occurs twice (the second time at {i})"),
+            ));
+        }
+    }
+    // CSC features x barcodes == CSR barcodes x features
+    let counts = compressed_to_csr(true, n_barcodes, n_features, indptr, indices, data)
+        .map_err(|r| err("data", r))?;
+    for (row, col, &value) in counts.triplet_iter() {
+        if !value.is_finite() {
+            return Err(DataError::NonFinite {
+                path: path.to_path_buf(),
+                what: "/matrix/data".into(),
+                row,
+                col,
+                value,
+            });
+        }
+        if value < 0.0 || value.fract() != 0.0 {
+            return Err(err(
+                "data",
+                format!(
+                    "barcode `{}`, feature `{}` has {value}, not a non-negative integer count",
+                    barcodes[row], ids[col]
+                ),
+            ));
+        }
+    }
+    let of_type = |t: &str| -> Vec<usize> { (0..n_features).filter(|&i| types[i] == t).collect() };
+    let gene_cols = of_type(GENE_EXPRESSION);
+    let peak_cols = of_type(PEAKS);
+    let present = || {
+        let mut t: Vec<&str> = types.iter().map(String::as_str).collect();
+        t.dedup();
+        t.join(", ")
+    };
+    if gene_cols.is_empty() || peak_cols.is_empty() {
+        return Err(err(
+            "features/feature_type",
+            format!(
+                "a paired matrix needs both `{GENE_EXPRESSION}` and `{PEAKS}` features; this one has: {}",
+                present()
+            ),
+        ));
+    }
+    let peaks = peak_cols
+        .iter()
+        .map(|&i| Peak::parse(&ids[i]).map_err(|reason| err(&format!("features/id[{i}]"), reason)))
+        .collect::<Result<Vec<_>>>()?;
+    let genes = gene_cols.iter().map(|&i| names[i].clone()).collect();
+    PairedDataset::new(
+        dataset_name(path),
+        select_columns(&counts, &gene_cols),
+        select_columns(&counts, &peak_cols),
+        CellTable::new(barcodes),
+        genes,
+        peaks,
+    )
+}
+
+/// `pbmc10k/outs/filtered_feature_bc_matrix.h5` -> `pbmc10k`; `x.h5` -> `x`.
+fn dataset_name(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !stem.ends_with("feature_bc_matrix") {
+        return stem;
+    }
+    path.ancestors()
+        .skip(1)
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .find(|n| n != "outs")
+        .unwrap_or(stem)
+}
+
+/// Strings of a dataset or attribute of any HDF5 string type (variable or fixed length,
+/// ASCII or UTF-8), in storage order; `None` when it does not hold strings.
+pub(crate) fn read_strings(c: &hdf5::Container) -> hdf5::Result<Option<Vec<String>>> {
+    macro_rules! fixed {
+        (@read $ty:ident, $cap:literal) => {
+            c.read_raw::<$ty<$cap>>()?
+                .iter()
+                .map(|s| String::from_utf8_lossy(s.as_bytes()).into_owned())
+                .collect()
+        };
+        ($ty:ident, $n:expr) => {{
+            let n = $n;
+            if n <= 32 {
+                fixed!(@read $ty, 32)
+            } else if n <= 256 {
+                fixed!(@read $ty, 256)
+            } else if n <= 4096 {
+                fixed!(@read $ty, 4096)
+            } else {
+                return Err(format!("fixed-length strings of {n} bytes are not supported").into());
+            }
+        }};
+    }
+    let strings = match c.dtype()?.to_descriptor()? {
+        TypeDescriptor::VarLenUnicode => c
+            .read_raw::<VarLenUnicode>()?
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect(),
+        TypeDescriptor::VarLenAscii => c
+            .read_raw::<VarLenAscii>()?
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect(),
+        TypeDescriptor::FixedAscii(n) => fixed!(FixedAscii, n),
+        TypeDescriptor::FixedUnicode(n) => fixed!(FixedUnicode, n),
+        _ => return Ok(None),
+    };
+    Ok(Some(strings))
+}
+
+/// A string attribute (scalar or one-element array); `None` when it is not one.
+pub(crate) fn read_attr_string(attr: &hdf5::Attribute) -> Option<String> {
+    let strings = read_strings(attr).ok()??;
+    match strings.len() {
+        1 => strings.into_iter().next(),
+        _ => None,
+    }
+}
