@@ -197,15 +197,21 @@ fn load_merged(path: &Path, stack: &mut Vec<PathBuf>) -> Result<toml::Value> {
     Ok(merged)
 }
 
-/// Relative `dataset.path` of a base file, re-expressed from the including file's folder.
+/// Relative dataset paths (`path`, `rna`, `atac`) of a base file, re-expressed from the including file's folder.
 fn rebase_paths(value: &mut toml::Value, base_dir: &Path) {
     if base_dir.as_os_str().is_empty() {
         return;
     }
-    if let Some(toml::Value::String(p)) = value.get_mut("dataset").and_then(|d| d.get_mut("path"))
-        && Path::new(p.as_str()).is_relative()
-    {
-        *p = base_dir.join(p.as_str()).to_string_lossy().into_owned();
+    let Some(dataset) = value.get_mut("dataset").and_then(toml::Value::as_table_mut) else {
+        return;
+    };
+    // `path` (plain, h5mu, 10x) and `rna` / `atac` (a pair of h5ad files)
+    for key in ["path", "rna", "atac"] {
+        if let Some(toml::Value::String(p)) = dataset.get_mut(key)
+            && Path::new(p.as_str()).is_relative()
+        {
+            *p = base_dir.join(p.as_str()).to_string_lossy().into_owned();
+        }
     }
 }
 
