@@ -232,31 +232,8 @@ pub fn select_rows(m: &CsrMatrix<f32>, rows: &[usize]) -> CsrMatrix<f32> {
 
 /// Columns of a CSR matrix, renumbered in the given order; entries of other columns are dropped.
 pub fn select_columns(m: &CsrMatrix<f32>, cols: &[usize]) -> CsrMatrix<f32> {
-    let mut new_index = vec![usize::MAX; m.ncols()];
-    for (new, &old) in cols.iter().enumerate() {
-        new_index[old] = new;
-    }
-    let mut offsets = Vec::with_capacity(m.nrows() + 1);
-    let mut indices = Vec::new();
-    let mut values = Vec::new();
-    offsets.push(0);
-    for row in m.row_iter() {
-        let mut entries: Vec<(usize, f32)> = row
-            .col_indices()
-            .iter()
-            .zip(row.values())
-            .filter(|(c, _)| new_index[**c] != usize::MAX)
-            .map(|(c, v)| (new_index[*c], *v))
-            .collect();
-        entries.sort_unstable_by_key(|e| e.0);
-        for (c, v) in entries {
-            indices.push(c);
-            values.push(v);
-        }
-        offsets.push(indices.len());
-    }
-    CsrMatrix::try_from_csr_data(m.nrows(), cols.len(), offsets, indices, values)
-        .expect("selected columns of a valid CSR matrix form a valid CSR matrix")
+    let mapping: Vec<Option<usize>> = cols.iter().copied().map(Some).collect();
+    crate::fitted::align_columns(m, &mapping)
 }
 
 #[cfg(test)]
