@@ -19,6 +19,17 @@ pub fn shuffled<R: Rng>(cells: &[usize], batch_size: usize, rng: &mut R) -> Vec<
     out
 }
 
+/// How many batches [`shuffled`] makes of `n` cells (whatever their order).
+pub fn count(n: usize, batch_size: usize) -> usize {
+    let size = batch_size.max(1);
+    let full = n.div_ceil(size);
+    if full > 1 && n - (full - 1) * size == 1 {
+        full - 1
+    } else {
+        full
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,10 +48,27 @@ mod tests {
         let mut all: Vec<usize> = b.concat();
         all.sort_unstable();
         assert_eq!(all, cells);
+        assert_eq!(count(103, 20), 6);
         let b = shuffled(&cells[..101], 20, &mut rng);
         assert_eq!(
             b.iter().map(Vec::len).collect::<Vec<_>>(),
             vec![20, 20, 20, 20, 21]
         );
+    }
+
+    #[test]
+    fn count_matches_shuffled() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for n in 0..60 {
+            let cells: Vec<usize> = (0..n).collect();
+            for batch_size in [1, 2, 3, 7, 20, 64] {
+                let got = shuffled(&cells, batch_size, &mut rng).len();
+                assert_eq!(
+                    count(n, batch_size),
+                    got,
+                    "n = {n}, batch size {batch_size}"
+                );
+            }
+        }
     }
 }

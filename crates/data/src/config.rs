@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::PairedDataset;
 use crate::error::Result;
-#[cfg(feature = "h5ad")]
 use crate::h5ad;
 use crate::pair::PairingConfig;
 
@@ -71,7 +70,13 @@ impl Default for DatasetConfig {
     }
 }
 
-#[cfg(feature = "h5ad")]
+fn read_options(layer: &Option<String>, require_counts: bool) -> h5ad::ReadOptions {
+    h5ad::ReadOptions {
+        layer: layer.clone(),
+        require_counts,
+    }
+}
+
 fn file_stem(path: &std::path::Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -90,7 +95,6 @@ impl DatasetConfig {
 }
 
 impl DatasetConfig {
-    #[cfg(feature = "h5ad")]
     fn load_hdf5(&self, base: &std::path::Path) -> Result<PairedDataset> {
         match self {
             Self::H5ad {
@@ -101,10 +105,7 @@ impl DatasetConfig {
                 pairing,
             } => {
                 let rna = base.join(rna);
-                let opts = h5ad::ReadOptions {
-                    layer: layer.clone(),
-                    require_counts: *require_counts,
-                };
+                let opts = read_options(layer, *require_counts);
                 let name = file_stem(&rna);
                 Ok(h5ad::read_pair(&name, &rna, &base.join(atac), &opts, pairing)?.0)
             }
@@ -117,10 +118,7 @@ impl DatasetConfig {
                 pairing,
             } => {
                 let path = base.join(path);
-                let opts = h5ad::ReadOptions {
-                    layer: layer.clone(),
-                    require_counts: *require_counts,
-                };
+                let opts = read_options(layer, *require_counts);
                 let name = file_stem(&path);
                 Ok(h5ad::read_h5mu(&name, &path, rna_mod, atac_mod, &opts, pairing)?.0)
             }
@@ -128,52 +126,139 @@ impl DatasetConfig {
             _ => unreachable!("only HDF5 formats are routed here"),
         }
     }
-
-    #[cfg(not(feature = "h5ad"))]
-    fn load_hdf5(&self, _base: &std::path::Path) -> Result<PairedDataset> {
-        Err(crate::error::DataError::invalid(
-            "dataset format",
-            "h5ad / h5mu / 10x .h5 support is not compiled in: build with `--features h5ad` \
-             (needs CMake >= 3.26, see scripts/setup-cmake.sh)",
-        ))
-    }
 }
 
-/// Preprocessing applied before training (the quickstart set; each step in order).
+/// Preprocessing: an ordered list of steps, fitted on the training data and replayed
+/// unchanged on new data ([`crate::fitted::FittedPreprocessing`]).
+///
+/// ```toml
+/// [[preprocessing.steps]]
+/// step = "filter_genes"
+/// min_cells = 3
+/// [[preprocessing.steps]]
+/// step = "rna_pca"
+/// n_components = 50
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PreprocessConfig {
-    /// Cell QC: keep cells with at least this many genes detected ...
-    pub min_genes: usize,
-    /// ... at most this many ...
-    pub max_genes: Option<usize>,
-    /// ... and at least this many peaks open.
-    pub min_peaks: usize,
-    /// Keep genes detected in at least this many cells.
-    pub rna_min_cells: usize,
-    /// Keep peaks open in at least this many cells ...
-    pub atac_min_cells: usize,
-    /// ... and in at most this fraction of cells.
-    pub atac_max_fraction: f64,
-    /// Size-factor target of RNA normalization; the median library size when absent.
-    pub rna_target_sum: Option<f64>,
-    /// Components of the RNA PCA (the SAILERX alignment target).
-    pub rna_pca_components: usize,
+    pub steps: Vec<Step>,
 }
 
 impl Default for PreprocessConfig {
+    /// Gene and peak filters (>= 3 cells), size factors + log1p, a 50-component RNA PCA,
+    /// binarized peaks: the SAILERX inputs.
     fn default() -> Self {
         Self {
-            min_genes: 0,
-            max_genes: None,
-            min_peaks: 0,
-            rna_min_cells: 3,
-            atac_min_cells: 3,
-            atac_max_fraction: 1.0,
-            rna_target_sum: None,
-            rna_pca_components: 50,
+            steps: vec![
+                Step::FilterGenes {
+                    min_cells: 3,
+                    max_fraction: 1.0,
+                },
+                Step::FilterPeaks {
+                    min_cells: 3,
+                    max_fraction: 1.0,
+                    autosomes_only: false,
+                },
+                Step::NormalizeRna { target_sum: None },
+                Step::RnaPca { n_components: 50 },
+                Step::BinarizeAtac,
+            ],
         }
     }
+}
+
+impl PreprocessConfig {
+    /// Components of the RNA PCA step, if there is one.
+    pub fn rna_pca_components(&self) -> Option<usize> {
+        self.steps.iter().find_map(|s| match s {
+            Step::RnaPca { n_components } => Some(*n_components),
+            _ => None,
+        })
+    }
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn span() -> f64 {
+    0.3
+}
+
+fn tfidf_scale() -> f64 {
+    1e4
+}
+
+/// One preprocessing step. Cell QC removes cells; filters and highly variable genes
+/// remove features; the others transform values or add a reduced representation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Keep cells with `min_genes..=max_genes` genes detected and `min_peaks..=max_peaks`
+    /// peaks open (BABEL keeps 200-7000 genes).
+    CellQc {
+        #[serde(default)]
+        min_genes: usize,
+        #[serde(default)]
+        max_genes: Option<usize>,
+        #[serde(default)]
+        min_peaks: usize,
+        #[serde(default)]
+        max_peaks: Option<usize>,
+    },
+    /// Keep genes detected in at least `min_cells` cells and at most `max_fraction` of them.
+    FilterGenes {
+        #[serde(default)]
+        min_cells: usize,
+        #[serde(default = "one")]
+        max_fraction: f64,
+    },
+    /// Keep peaks open in `min_cells` cells and at most `max_fraction` of them; with
+    /// `autosomes_only`, only peaks on chr1-22 (drops X, Y, M and unplaced contigs).
+    FilterPeaks {
+        #[serde(default)]
+        min_cells: usize,
+        #[serde(default = "one")]
+        max_fraction: f64,
+        #[serde(default)]
+        autosomes_only: bool,
+    },
+    /// Highly variable genes, Seurat v3 flavour (on counts: put it before
+    /// `normalize_rna`); per batch when `batch_column` is given.
+    HighlyVariableGenes {
+        n_top_genes: usize,
+        #[serde(default = "span")]
+        span: f64,
+        #[serde(default)]
+        batch_column: Option<String>,
+    },
+    /// Size factors to `target_sum` (the training median when absent), then log1p.
+    NormalizeRna {
+        #[serde(default)]
+        target_sum: Option<f64>,
+    },
+    /// Clip RNA values into the `[lower, upper]` percentiles of the training values (BABEL:
+    /// 0.5 and 99.5); the thresholds are fitted once.
+    ClipRna { lower: f64, upper: f64 },
+    /// PCA of the RNA values: the SAILERX alignment target and the RNA baseline.
+    RnaPca { n_components: usize },
+    /// Every non-zero peak count becomes 1.
+    BinarizeAtac,
+    /// TF-IDF of the peaks (Signac method 1) as the ATAC values, IDF fitted on training.
+    TfidfAtac {
+        #[serde(default = "tfidf_scale")]
+        scale: f64,
+    },
+    /// LSI of the peaks: TF-IDF (fitted IDF) then PCA; the first component, which tracks
+    /// depth, is dropped unless `drop_first = false`. The ATAC baseline.
+    AtacLsi {
+        n_components: usize,
+        #[serde(default = "tfidf_scale")]
+        scale: f64,
+        #[serde(default = "yes")]
+        drop_first: bool,
+    },
 }
 
 #[cfg(test)]
@@ -182,10 +267,38 @@ mod tests {
 
     #[test]
     fn typos_are_errors_that_name_the_key() {
-        let err = toml::from_str::<PreprocessConfig>("rna_min_cell = 3")
+        let err = toml::from_str::<PreprocessConfig>("step = 3")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("rna_min_cell"), "{err}");
+        assert!(err.contains("step"), "{err}");
+        let err =
+            toml::from_str::<PreprocessConfig>("[[steps]]\nstep = \"filter_genes\"\nmin_cell = 3")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("min_cell"), "{err}");
+        let err = toml::from_str::<PreprocessConfig>("[[steps]]\nstep = \"normalise_rna\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("normalise_rna"), "{err}");
+        let p: PreprocessConfig = toml::from_str(
+            "[[steps]]\nstep = \"filter_peaks\"\nmin_cells = 5\n[[steps]]\nstep = \"atac_lsi\"\nn_components = 20",
+        )
+        .unwrap();
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::FilterPeaks {
+                    min_cells: 5,
+                    max_fraction: 1.0,
+                    autosomes_only: false
+                },
+                Step::AtacLsi {
+                    n_components: 20,
+                    scale: 1e4,
+                    drop_first: true
+                }
+            ]
+        );
         let err = toml::from_str::<DatasetConfig>("format = \"plain\"\npth = \"x\"")
             .unwrap_err()
             .to_string();

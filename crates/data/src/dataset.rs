@@ -1,97 +1,10 @@
 //! The paired dataset: RNA and ATAC counts measured in the same cells.
 
-use std::collections::BTreeMap;
-
 use nalgebra_sparse::CsrMatrix;
 
+pub use crate::cells::CellTable;
 use crate::error::{DataError, Result};
 use crate::genome::Peak;
-
-/// Per-cell metadata: barcodes plus named text columns (cell type, batch, ...).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CellTable {
-    barcodes: Vec<String>,
-    columns: Vec<(String, Vec<String>)>,
-}
-
-impl CellTable {
-    pub fn new(barcodes: Vec<String>) -> Self {
-        Self {
-            barcodes,
-            columns: Vec::new(),
-        }
-    }
-
-    /// Adds (or replaces) a column; its length must equal the number of cells.
-    pub fn with_column(mut self, name: &str, values: Vec<String>) -> Result<Self> {
-        if values.len() != self.barcodes.len() {
-            return Err(DataError::invalid(
-                format!("cell column `{name}`"),
-                format!("{} values for {} cells", values.len(), self.barcodes.len()),
-            ));
-        }
-        self.columns.retain(|(n, _)| n != name);
-        self.columns.push((name.to_string(), values));
-        Ok(self)
-    }
-
-    pub fn len(&self) -> usize {
-        self.barcodes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.barcodes.is_empty()
-    }
-
-    pub fn barcodes(&self) -> &[String] {
-        &self.barcodes
-    }
-
-    pub fn column_names(&self) -> impl Iterator<Item = &str> {
-        self.columns.iter().map(|(n, _)| n.as_str())
-    }
-
-    pub fn column(&self, name: &str) -> Option<&[String]> {
-        self.columns
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
-    }
-
-    /// A column as categorical codes `0..k` (categories sorted) plus the category names.
-    pub fn codes(&self, name: &str) -> Result<(Vec<usize>, Vec<String>)> {
-        let values = self.column(name).ok_or_else(|| {
-            DataError::invalid(
-                format!("cell column `{name}`"),
-                format!(
-                    "no such column; the cells have: {}",
-                    self.column_names().collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })?;
-        let categories: BTreeMap<&str, usize> = values
-            .iter()
-            .map(|v| (v.as_str(), 0))
-            .collect::<BTreeMap<_, _>>()
-            .into_keys()
-            .enumerate()
-            .map(|(i, k)| (k, i))
-            .collect();
-        let codes = values.iter().map(|v| categories[v.as_str()]).collect();
-        Ok((codes, categories.into_keys().map(str::to_string).collect()))
-    }
-
-    pub fn subset(&self, cells: &[usize]) -> Self {
-        Self {
-            barcodes: cells.iter().map(|&i| self.barcodes[i].clone()).collect(),
-            columns: self
-                .columns
-                .iter()
-                .map(|(n, v)| (n.clone(), cells.iter().map(|&i| v[i].clone()).collect()))
-                .collect(),
-        }
-    }
-}
 
 /// RNA and ATAC counts of the same cells (row i is cell i in both), with their
 /// feature tables. Construction checks that every shape agrees.
@@ -310,16 +223,5 @@ mod tests {
             err.contains("RNA matrix rows") && err.contains("3 entries"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn codes_are_sorted_categories() {
-        let t = CellTable::new(vec!["a".into(), "b".into(), "c".into()])
-            .with_column("type", vec!["T".into(), "B".into(), "T".into()])
-            .unwrap();
-        let (codes, cats) = t.codes("type").unwrap();
-        assert_eq!(codes, vec![1, 0, 1]);
-        assert_eq!(cats, vec!["B", "T"]);
-        assert!(t.codes("nope").unwrap_err().to_string().contains("type"));
     }
 }

@@ -471,7 +471,7 @@ fn read_modality(g: &H5Group, loc: &Loc<'_>, opts: &ReadOptions) -> Result<Singl
 
     let mut cells = CellTable::new(obs.index);
     for (name, values) in obs.columns {
-        cells = cells.with_column(&name, values)?;
+        cells = cells.with_inferred_column(&name, values)?;
     }
     Ok(SingleModality {
         source: loc.path.to_path_buf(),
@@ -1077,11 +1077,15 @@ fn check_for_write(
             ));
         }
     }
-    let texts = cells.barcodes().iter().chain(var_names).chain(
-        cells
-            .column_names()
-            .flat_map(|n| cells.column(n).unwrap_or(&[])),
-    );
+    let column_texts: Vec<String> = cells
+        .column_names()
+        .flat_map(|n| cells.column(n).unwrap_or_default())
+        .collect();
+    let texts = cells
+        .barcodes()
+        .iter()
+        .chain(var_names)
+        .chain(&column_texts);
     for t in texts {
         if t.contains('\0') {
             return Err(DataError::invalid(
@@ -1134,6 +1138,23 @@ impl Drop for WriteSettings {
     }
 }
 
+/// Opens the file just written by anndata again for writing. Rarely (seen with several
+/// writers in one process) HDF5 still holds the closed file's lock for a moment and the
+/// open fails with EAGAIN ("unable to lock file"); that one error is retried for up to a
+/// second.
+fn reopen_rw(path: &Path) -> std::result::Result<<H5 as Backend>::Store, String> {
+    let mut attempt = 0;
+    loop {
+        match H5::open_rw(path).map_err(|e| format!("{e:#}")) {
+            Err(e) if attempt < 50 && e.contains("unable to lock file") => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn write_file(
     tmp: &Path,
     target: &Path,
@@ -1178,16 +1199,22 @@ fn write_file(
     }
     adata.close().map_err(|e| fail("the file", &e))?;
 
-    // obs columns as categoricals, through the backend (no polars data frame needed)
+    // obs columns through the backend: numbers as number arrays, everything else
+    // (text, booleans) as categoricals, as Python anndata stores labels
     let names: Vec<&str> = cells.column_names().collect();
     if !names.is_empty() {
-        let file = H5::open_rw(tmp).map_err(|e| fail("obs", &e))?;
+        let file = reopen_rw(tmp).map_err(|e| fail("obs", &e))?;
         let mut obs = file.open_group("obs").map_err(|e| fail("obs", &e))?;
         for name in &names {
-            let values = cells.column(name).unwrap_or(&[]);
-            let cat: CategoricalArray = values.iter().map(|v| Some(v.as_str())).collect();
-            cat.write(&obs, name)
-                .map_err(|e| fail(&format!("obs/{name}"), &e))?;
+            let written = match cells.numeric_column(name) {
+                Some(numbers) => ndarray::Array1::from_vec(numbers).write(&obs, name),
+                None => {
+                    let values = cells.column(name).unwrap_or_default();
+                    let cat: CategoricalArray = values.iter().map(|v| Some(v.as_str())).collect();
+                    cat.write(&obs, name)
+                }
+            };
+            written.map_err(|e| fail(&format!("obs/{name}"), &e))?;
         }
         let order: Vec<Value> = names.iter().map(|n| Value::from(*n)).collect();
         obs.new_json_attr("column-order", &Value::Array(order))

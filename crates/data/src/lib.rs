@@ -7,13 +7,15 @@
 //! Nothing here depends on tch.
 
 pub mod batches;
+pub mod cells;
 pub mod config;
 pub mod dataset;
 pub mod error;
 pub mod fitted;
 pub mod genome;
-#[cfg(feature = "h5ad")]
 pub mod h5ad;
+pub mod hvg;
+pub mod loader;
 pub mod mtx;
 pub mod pair;
 pub mod pca;
@@ -22,7 +24,6 @@ pub mod preprocess;
 pub mod sample;
 pub mod simulate;
 pub mod split;
-#[cfg(feature = "h5ad")]
 pub mod tenx;
 
 pub use dataset::{CellTable, PairedDataset};

@@ -164,18 +164,14 @@ pub fn join(
         &atac.source,
         cfg,
     )?;
-    let mut cells = CellTable::new(p.barcodes.clone());
     let rna_cells = rna.cells.subset(&p.rna_rows);
-    for col in rna_cells.column_names() {
-        cells = cells.with_column(col, rna_cells.column(col).expect("listed").to_vec())?;
-    }
+    let mut cells = CellTable::from_frame(p.barcodes.clone(), rna_cells.frame().clone())?;
     let atac_cells = atac.cells.subset(&p.atac_rows);
-    for col in atac_cells.column_names() {
-        if cells.column(col).is_none() {
-            cells = cells.with_column(
-                &format!("atac_{col}"),
-                atac_cells.column(col).expect("listed").to_vec(),
-            )?;
+    for col in atac_cells.frame().columns() {
+        if !cells.has_column(col.name()) {
+            let mut col = col.clone();
+            col.rename(format!("atac_{}", col.name()).into());
+            cells = cells.with_series(col)?;
         }
     }
     let dataset = PairedDataset::new(

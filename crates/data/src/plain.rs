@@ -178,7 +178,7 @@ fn read_cell_table(reader: impl Read, path: &Path) -> Result<CellTable> {
     }
     let mut table = CellTable::new(barcodes);
     for (name, values) in names.iter().skip(1).zip(columns) {
-        table = table.with_column(name, values)?;
+        table = table.with_inferred_column(name, values)?;
     }
     Ok(table)
 }

@@ -178,16 +178,27 @@ pub fn binarize(m: &CsrMatrix<f32>) -> CsrMatrix<f32> {
 /// `log1p(x_ij / n_i * N / c_j * scale)` with `n_i` the cell's open peaks, `c_j` the
 /// peak's open cells, `N` the number of cells and `scale` = 1e4. The first step of LSI.
 pub fn tfidf(binary: &CsrMatrix<f32>, scale: f64) -> CsrMatrix<f32> {
-    let per_cell = library_sizes(binary);
-    let per_peak = cells_per_feature(binary);
+    tfidf_with_idf(binary, &peak_idf(binary), scale)
+}
+
+/// The inverse document frequency `N / c_j` of each peak (`c_j` its open cells, at least 1).
+pub fn peak_idf(binary: &CsrMatrix<f32>) -> Vec<f64> {
     let n = binary.nrows() as f64;
+    cells_per_feature(binary)
+        .into_iter()
+        .map(|c| n / (c.max(1) as f64))
+        .collect()
+}
+
+/// TF-IDF with given (fitted) IDF weights: `log1p(x_ij / n_i * idf_j * scale)`.
+pub fn tfidf_with_idf(binary: &CsrMatrix<f32>, idf: &[f64], scale: f64) -> CsrMatrix<f32> {
+    let per_cell = library_sizes(binary);
     let mut out = binary.clone();
     for (i, mut row) in out.row_iter_mut().enumerate() {
         let (cols, vals) = row.cols_and_values_mut();
         for (c, v) in cols.iter().zip(vals) {
             let tf = f64::from(*v) / per_cell[i].max(1.0);
-            let idf = n / (per_peak[*c].max(1) as f64);
-            *v = (tf * idf * scale).ln_1p() as f32;
+            *v = (tf * idf[*c] * scale).ln_1p() as f32;
         }
     }
     out

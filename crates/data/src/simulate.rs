@@ -1656,7 +1656,7 @@ impl Simulator {
         }
         let mut cells = CellTable::new((0..p.n_cells).map(|i| self.barcode(i)).collect());
         for (name, values) in CELL_COLUMNS.iter().zip(columns) {
-            cells = cells.with_column(name, values)?;
+            cells = cells.with_inferred_column(name, values)?;
         }
         PairedDataset::new(
             "simulated",

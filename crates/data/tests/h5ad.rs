@@ -6,7 +6,6 @@
 //! pinned in `scripts/requirements-anndata.txt`, created here on first use (idempotent),
 //! or the interpreter named by `CROSSOMICS_ANNDATA_PYTHON`. It is skipped, loudly, only
 //! when pip cannot reach PyPI, and then not at all when `CROSSOMICS_REQUIRE_PYTHON=1`.
-#![cfg(feature = "h5ad")]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -761,8 +760,9 @@ fn python_anndata_reads_what_we_write_and_we_read_what_it_writes() {
     assert_eq!(m.features, s(&["CD3E", "MS4A1", "NKG7"]));
     let col = |n: &str| m.cells.column(n).unwrap().to_vec();
     assert_eq!(col("cell_type"), s(&["T", "B", "T", "NK"]));
-    assert_eq!(col("is_train"), s(&["True", "False", "True", "True"]));
-    assert_eq!(col("depth"), s(&["1.0", "2.5", "nan", "4.0"]));
+    // booleans are typed now (polars Boolean), printed lower-case
+    assert_eq!(col("is_train"), s(&["true", "false", "true", "true"]));
+    assert_eq!(col("depth"), s(&["1.0", "2.5", "NaN", "4.0"]));
     assert_eq!(col("n_genes"), s(&["1", "", "0", "2"]));
     assert_eq!(col("donor"), s(&["d1", "d1", "d2", "d2"]));
     let c = h5ad::read_with(&theirs, &ReadOptions::counts(Some("counts"))).unwrap();

@@ -6,9 +6,71 @@ use tch::Tensor;
 /// Row-wise cosine similarity matrix of `x` (B x d): `cos(x_i, x_j)`; rows of zero norm
 /// get similarity 0 (their norm is floored at 1e-8).
 pub fn cosine_matrix(x: &Tensor) -> Tensor {
-    let norm = x.norm_scalaropt_dim(2.0, [1], true).clamp_min(1e-8);
-    let u = x / norm;
+    let u = unit_rows(x);
     u.matmul(&u.transpose(0, 1))
+}
+
+/// Cosine similarities between the rows of two matrices, `a` (B x d) and `b` (B' x d):
+/// the B x B' matrix `cos(a_i, b_j) = a_i . b_j / (|a_i| |b_j|)`, norms floored at 1e-8
+/// as in [`cosine_matrix`].
+pub fn cosine_between(a: &Tensor, b: &Tensor) -> Tensor {
+    unit_rows(a).matmul(&unit_rows(b).transpose(0, 1))
+}
+
+/// `x_i / max(|x_i|, 1e-8)` row by row.
+fn unit_rows(x: &Tensor) -> Tensor {
+    x / x.norm_scalaropt_dim(2.0, [1], true).clamp_min(1e-8)
+}
+
+/// The off-diagonal entries of a square B x B matrix as a B x (B - 1) matrix (row i
+/// keeps `m[i, j]` for `j != i`, in order). Differentiable: views and a reshape only.
+fn off_diagonal(m: &Tensor) -> Tensor {
+    let b = m.size()[0];
+    m.flatten(0, -1)
+        .narrow(0, 1, b * b - 1)
+        .view([b - 1, b + 1])
+        .narrow(1, 0, b)
+        .reshape([b, b - 1])
+}
+
+/// Softmax-KL variant of the structural-similarity term (not in SAILERX; in the spirit of
+/// similarity-distribution matching, e.g. t-SNE's row-wise neighbour distributions and
+/// SimCLR/CLIP temperature-scaled cosine logits):
+///
+/// `P_i = softmax_{j != i}(cos(p_i, p_j) / tau)`, `Q_i = softmax_{j != i}(cos(z_i, z_j) / tau)`,
+///
+/// `loss = (1 / B) sum_i w_i KL(P_i || Q_i)`, `KL(P_i || Q_i) = sum_{j != i} P_ij (log P_ij - log Q_ij)`,
+///
+/// with `w` the per-cell weights (all ones when `None`, so the loss is then
+/// `mean_i KL(P_i || Q_i)`; with weights the divisor stays B, so a weight scales its cell's
+/// row rather than renormalising the batch, as `w` does in [`structural`]). `p` is the
+/// target (e.g. the RNA PCA) and `z` the latent means; the gradient flows into both if
+/// both require it.
+///
+/// The diagonal is excluded: `cos(x_i, x_i) = 1` is the largest entry of every row of both
+/// matrices whatever the data, so including it only adds a mass on `j = i` that carries no
+/// information and, for small `tau`, swamps the off-diagonal structure. Each row is
+/// therefore a distribution over the other B - 1 cells; with B < 2 the loss is 0.
+///
+/// Properties: >= 0, and 0 iff every row of the two off-diagonal cosine matrices agrees up
+/// to an additive constant (in particular when `cos(p) = cos(z)`); invariant to positive
+/// scaling of any row of `p` or `z`; not symmetric in `p` and `z` (KL is not).
+/// Computed with `log_softmax`, so it is stable for any `tau > 0`.
+pub fn structural_kl(p: &Tensor, z: &Tensor, tau: f64, weights: Option<&Tensor>) -> Tensor {
+    assert!(tau > 0.0, "temperature must be positive, got {tau}");
+    let b = z.size()[0];
+    assert_eq!(p.size()[0], b, "one row per cell in p and z");
+    let kind = z.kind();
+    if b < 2 {
+        return z.sum(kind) * 0.0;
+    }
+    let log_p = off_diagonal(&(cosine_matrix(p) / tau)).log_softmax(1, kind);
+    let log_q = off_diagonal(&(cosine_matrix(z) / tau)).log_softmax(1, kind);
+    let rows = (log_p.exp() * (&log_p - log_q)).sum_dim_intlist(1, false, kind); // B
+    match weights {
+        Some(w) => (rows * w.view([-1])).sum(kind) / b as f64,
+        None => rows.mean(kind),
+    }
 }
 
 /// `sum_{i,j} w_i w_j (cos(p_i, p_j) - cos(z_i, z_j))^2` (SPEC.md §1), with `w` the

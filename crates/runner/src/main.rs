@@ -97,6 +97,33 @@ enum Cmd {
         #[arg(long)]
         partition: Option<String>,
     },
+    /// Submit an experiment's sweep to Slurm as a job array (one task per run): the
+    /// script goes to the experiment folder, `sbatch` submits it; collect the results with
+    /// `crossomics table`, or wait for them with `--wait`.
+    Sweep {
+        /// The experiment file.
+        #[arg(long = "slurm", value_name = "CONFIG")]
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Output directory (default: the config's `output.dir`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "04:00:00")]
+        time: String,
+        #[arg(long, default_value_t = 4)]
+        cpus: usize,
+        #[arg(long, default_value = "16G")]
+        mem: String,
+        /// GPUs per task (adds `--gres=gpu:N`).
+        #[arg(long, default_value_t = 0)]
+        gpus: usize,
+        #[arg(long)]
+        partition: Option<String>,
+        /// Follow the job with `squeue` until every task has finished, then build the table.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Validate an experiment file and list the runs it expands to, without training.
     Check {
         config: PathBuf,
@@ -109,6 +136,20 @@ enum Cmd {
     /// Aggregate the finished runs of an experiment folder (`runs/<name>`) into the
     /// benchmark table: mean ± std over seeds per method and variant.
     Table { dir: PathBuf },
+    /// Download a public paired dataset (resumable, checksums verified where published);
+    /// without a name, list the known datasets.
+    Fetch {
+        name: Option<String>,
+        /// Parent folder; the files go to `<dir>/<name>/`.
+        #[arg(long, default_value = "data")]
+        dir: PathBuf,
+        /// Expected checksum of a file: `[FILE=]sha256:HEX` or `md5:HEX` (repeatable).
+        #[arg(long = "checksum", value_name = "CHECKSUM")]
+        checksums: Vec<String>,
+        /// Download again even when a finished file is there.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() {
@@ -188,7 +229,78 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Sweep {
+            config,
+            overrides,
+            out,
+            time,
+            cpus,
+            mem,
+            gpus,
+            partition,
+            wait,
+        } => {
+            let opts = slurm::SlurmOptions {
+                job_name: experiment::plan(&config, &overrides)?[0]
+                    .config
+                    .name
+                    .clone(),
+                time,
+                cpus,
+                mem,
+                gpus,
+                partition,
+            };
+            let exe = std::env::current_exe()?;
+            let job = slurm::submit(&exe, &config, &overrides, out.as_deref(), &opts)?;
+            let dirs: Vec<String> = job
+                .experiment_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            println!(
+                "submitted job {} ({} array tasks, script {}, logs in {})",
+                job.job_id,
+                job.runs.len(),
+                job.script.display(),
+                job.logs.display()
+            );
+            if !wait {
+                println!(
+                    "collect the results with: crossomics table {}",
+                    dirs.join(" ")
+                );
+                return Ok(());
+            }
+            job.wait(|states| eprintln!("job {}: {states}", job.job_id))?;
+            for dir in &job.experiment_dirs {
+                if let Err(e) = print_table(dir) {
+                    eprintln!("error: {e:#}");
+                }
+            }
+            let missing = job.missing();
+            if !missing.is_empty() {
+                let logs: Vec<String> = missing
+                    .iter()
+                    .map(|&i| job.log(i).display().to_string())
+                    .collect();
+                anyhow::bail!(
+                    "job {}: {} of {} runs did not finish (array indices {missing:?}); see {}",
+                    job.job_id,
+                    missing.len(),
+                    job.runs.len(),
+                    logs.join(", ")
+                );
+            }
+            Ok(())
+        }
         Cmd::Table { dir } => print_table(&dir),
+        Cmd::Fetch {
+            name,
+            dir,
+            checksums,
+            force,
+        } => fetch(name.as_deref(), &dir, &checksums, force),
         Cmd::Simulate {
             out,
             params,
@@ -334,8 +446,48 @@ fn run_experiment(
     }
 }
 
+/// Set in a worker child's environment: the child reports each epoch on stderr as a
+/// [`progress_line`] for its parent's per-run bar.
+const PROGRESS_ENV: &str = "CROSSOMICS_PROGRESS_LINES";
+const PROGRESS_TAG: &str = "@crossomics-progress";
+
+fn progress_line(position: usize, total: usize, message: &str) -> String {
+    format!("{PROGRESS_TAG} {position} {total} {message}")
+}
+
+/// `(position, total, message)` of a progress line; `None` for any other line.
+fn parse_progress(line: &str) -> Option<(u64, u64, &str)> {
+    let rest = line.strip_prefix(PROGRESS_TAG)?.strip_prefix(' ')?;
+    let mut parts = rest.splitn(3, ' ');
+    let position = parts.next()?.parse().ok()?;
+    let total = parts.next()?.parse().ok()?;
+    Some((position, total, parts.next().unwrap_or("")))
+}
+
+/// Copies a child's stderr into its log, turning progress lines into bar updates instead.
+fn forward_progress(
+    stderr: impl std::io::Read,
+    mut log: std::fs::File,
+    bar: &indicatif::ProgressBar,
+) -> Result<()> {
+    use std::io::{BufRead, Write};
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.context("reading a worker's output")?;
+        match parse_progress(&line) {
+            Some((position, total, message)) => {
+                bar.set_length(total);
+                bar.set_position(position);
+                bar.set_message(message.to_owned());
+            }
+            None => writeln!(log, "{line}").context("writing a worker's log")?,
+        }
+    }
+    Ok(())
+}
+
 /// Runs every planned run in a child process (`--run-index i`), `workers` at a time, with
-/// a progress bar; each child's output goes to `<experiment dir>/logs/run-<i>.log`.
+/// an overall progress bar and one bar per running run; each child's output goes to
+/// `<experiment dir>/logs/run-<i>.log`.
 fn parallel_runs(
     config: &Path,
     overrides: &[String],
@@ -349,16 +501,19 @@ fn parallel_runs(
     let exe = std::env::current_exe()?;
     let next = AtomicUsize::new(0);
     let failed = Mutex::new(Vec::new());
-    let bar = indicatif::ProgressBar::new(runs.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} runs {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let multi = indicatif::MultiProgress::new();
     if !std::io::stderr().is_terminal() {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    let bar = multi.add(
+        indicatif::ProgressBar::new(runs.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} runs {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        ),
+    );
     std::thread::scope(|scope| {
         for _ in 0..workers.min(runs.len()) {
             scope.spawn(|| {
@@ -374,7 +529,20 @@ fn parallel_runs(
                     let outcome = (|| -> Result<bool> {
                         std::fs::create_dir_all(&logs)?;
                         let log = std::fs::File::create(logs.join(format!("run-{i}.log")))?;
+                        // the run's own bar, fed by the progress lines of its stderr
+                        let run_bar = multi.insert_before(
+                            &bar,
+                            indicatif::ProgressBar::new(0).with_style(
+                                indicatif::ProgressStyle::with_template(
+                                    "  run {prefix:>4} [{bar:24}] epoch {pos}/{len} {msg}",
+                                )
+                                .expect("valid template")
+                                .progress_chars("=> "),
+                            ),
+                        );
+                        run_bar.set_prefix(format!("{}", i + 1));
                         let mut cmd = std::process::Command::new(&exe);
+                        cmd.env(PROGRESS_ENV, "1");
                         cmd.arg("run")
                             .arg(config)
                             .arg("--run-index")
@@ -388,7 +556,16 @@ fn parallel_runs(
                         if force {
                             cmd.arg("--force");
                         }
-                        let status = cmd.stdout(log.try_clone()?).stderr(log).status()?;
+                        let mut child = cmd
+                            .stdout(log.try_clone()?)
+                            .stderr(std::process::Stdio::piped())
+                            .spawn()?;
+                        let stderr = child.stderr.take().expect("piped");
+                        let copied = forward_progress(stderr, log, &run_bar);
+                        let status = child.wait()?;
+                        run_bar.finish_and_clear();
+                        multi.remove(&run_bar);
+                        copied?;
                         Ok(status.success())
                     })();
                     let ok = matches!(outcome, Ok(true));
@@ -425,6 +602,7 @@ fn parallel_runs(
         }
     });
     bar.finish_and_clear();
+    multi.clear().ok();
     let mut failed = failed.into_inner().expect("not poisoned");
     failed.sort_unstable();
     Ok(failed)
@@ -496,7 +674,48 @@ fn plots(
     Ok(())
 }
 
-/// Aggregates `dir/*/metrics.json` into `dir/table.{md,csv}` and prints it.
+/// `crossomics fetch`: one dataset into `<dir>/<name>/`, with a progress bar.
+fn fetch(name: Option<&str>, dir: &Path, checksums: &[String], force: bool) -> Result<()> {
+    let Some(name) = name else {
+        print!("{}", crossomics_fetch::list());
+        return Ok(());
+    };
+    let entry = crossomics_fetch::lookup(name)?;
+    let mut opts = crossomics_fetch::FetchOptions::from_env();
+    opts.force = force;
+    for c in checksums {
+        let (file, sum) = crossomics_fetch::parse_expected(entry, c)?;
+        opts.expected.insert(file, sum);
+    }
+    println!("{}", crossomics_fetch::describe(entry));
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut progress = |p: &crossomics_fetch::Progress<'_>| {
+        bar.set_length(p.total.unwrap_or(0));
+        bar.set_position(p.done);
+        bar.set_message(format!("{}/{} {}", p.file_index + 1, p.file_count, p.file));
+    };
+    let report = crossomics_fetch::fetch_entry(
+        entry,
+        &dir.join(entry.name.as_ref() as &str),
+        &opts,
+        Some(&mut progress),
+    );
+    bar.finish_and_clear();
+    let report = report?;
+    println!("{report}");
+    Ok(())
+}
+
+/// Aggregates `dir/*/metrics.json` into `dir/table.{md,csv,parquet}` and prints it.
 fn print_table(dir: &Path) -> Result<()> {
     let mut rows: Vec<table::Row> = Vec::new();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -523,7 +742,44 @@ fn print_table(dir: &Path) -> Result<()> {
         &dir.join("table.csv"),
         table::aggregate_csv(&aggs).as_bytes(),
     )?;
+    let frame = table::aggregate_frame(&aggs)?;
+    rundir::write_atomic(&dir.join("table.parquet"), &table::parquet_bytes(&frame)?)?;
     println!("\n{} ({} runs)\n\n{md}", dir.display(), entries.len());
+    Ok(())
+}
+
+/// The embedding as AnnData for scanpy users: the cells' metadata plus a `split` column
+/// in `obs`, the model's latent means in `obsm["X_<model>"]` and the RNA PCA input in
+/// `obsm["X_rna_pca"]`; no `X`.
+fn write_embedding_h5ad(
+    path: &Path,
+    cfg: &ExperimentConfig,
+    prep: &pipeline::Prepared,
+    outcome: &pipeline::Outcome,
+) -> Result<()> {
+    let mut split = vec![String::new(); prep.dataset.n_cells()];
+    for (name, cells) in [
+        ("train", &outcome.split.train),
+        ("val", &outcome.split.val),
+        ("test", &outcome.split.test),
+    ] {
+        for &c in cells {
+            split[c] = name.to_string();
+        }
+    }
+    let cells = prep.dataset.cells.clone().with_column("split", split)?;
+    let key = format!("X_{}", cfg.model.kind());
+    crossomics_data::h5ad::write(
+        path,
+        None,
+        &cells,
+        &[],
+        &[
+            (key.as_str(), outcome.embedding.view()),
+            ("X_rna_pca", prep.rna_pca.view()),
+        ],
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -582,23 +838,53 @@ fn execute(
 
     let total_epochs = cfg.training.warmup_epochs + cfg.training.epochs;
     let every = (total_epochs / 10).max(1);
+    // the run's own progress bar (epochs), drawn only on a terminal
+    let bar = indicatif::ProgressBar::new(total_epochs as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] epoch {pos}/{len} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    // a worker child of `run --workers N` reports its epochs to the parent, which draws
+    // one bar per running run
+    let report = std::env::var_os(PROGRESS_ENV).is_some();
     let mut observer = |r: &crossomics_translators::EpochRecord| {
+        let message = format!(
+            "{} loss {:.4} {:.0} cells/s",
+            r.phase,
+            r.train
+                .iter()
+                .find(|(k, _)| k == "total")
+                .map_or(f64::NAN, |(_, v)| *v),
+            r.cells_per_second
+        );
+        if report {
+            eprintln!("{}", progress_line(r.epoch + 1, total_epochs, &message));
+        }
+        bar.set_position(r.epoch as u64 + 1);
+        bar.set_message(message);
         if r.epoch.is_multiple_of(every) || r.epoch + 1 == total_epochs {
             let total = r
                 .train
                 .iter()
                 .find(|(k, _)| k == "total")
                 .map_or(f64::NAN, |(_, v)| *v);
-            note(format!(
+            bar.suspend(|| note(format!(
                 "epoch {:>4}/{total_epochs} {:<6} loss {total:>12.4} val {:>12.4} {:>8.0} cells/s",
                 r.epoch + 1,
                 r.phase,
                 r.val_loss.unwrap_or(f64::NAN),
                 r.cells_per_second
-            ));
+            )));
         }
     };
-    let outcome = pipeline::train_and_evaluate(cfg, &prep, &mut observer)?;
+    let outcome = pipeline::train_and_evaluate(cfg, &prep, &mut observer);
+    bar.finish_and_clear();
+    let outcome = outcome?;
     note(format!(
         "trained on {} in {:.1} s (best epoch {:?}, stopped early: {})",
         outcome.device,
@@ -614,6 +900,7 @@ fn execute(
     run.write("losses.csv", table::losses_csv(&outcome.history))?;
     ndarray_npy::write_npy(run.path("embedding.npy"), &outcome.embedding)
         .context("writing embedding.npy")?;
+    write_embedding_h5ad(&run.path("embedding.h5ad"), cfg, &prep, &outcome)?;
     run.write_json("split.json", &outcome.split)?;
     prep.fitted.save(&run.path("preprocessing.json"))?;
     if cfg.output.checkpoint {
@@ -655,4 +942,51 @@ fn execute(
         run.final_dir.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_round_trip_and_other_lines_are_not_progress() {
+        let line = progress_line(3, 40, "main loss 1.25 900 cells/s");
+        assert_eq!(
+            parse_progress(&line),
+            Some((3, 40, "main loss 1.25 900 cells/s"))
+        );
+        assert_eq!(parse_progress(&progress_line(1, 2, "")), Some((1, 2, "")));
+        for other in [
+            "epoch    3/40 main loss 1.25",
+            "@crossomics-progress",
+            "@crossomics-progress x 40 msg",
+            "@crossomics-progressive 1 2",
+        ] {
+            assert_eq!(parse_progress(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_workers_progress_feeds_its_bar_and_the_rest_goes_to_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run-0.log");
+        let stderr = format!(
+            "INFO dataset x\n{}\n{}\nINFO trained\n",
+            progress_line(1, 5, "warmup"),
+            progress_line(4, 5, "main loss 2")
+        );
+        let bar = indicatif::ProgressBar::hidden();
+        forward_progress(
+            stderr.as_bytes(),
+            std::fs::File::create(&path).unwrap(),
+            &bar,
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "INFO dataset x\nINFO trained\n"
+        );
+        assert_eq!((bar.position(), bar.length()), (4, Some(5)));
+        assert_eq!(bar.message(), "main loss 2");
+    }
 }

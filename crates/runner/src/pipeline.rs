@@ -24,6 +24,8 @@ pub struct Prepared {
     /// binarized peaks
     pub atac: crossomics_data::Csr,
     pub rna_pca: Array2<f32>,
+    /// the `atac_lsi` step's scores, when the config has one
+    pub atac_lsi: Option<Array2<f32>>,
     pub covariates: Array2<f32>,
     pub cell_weights: Vec<f32>,
     pub labels: Vec<usize>,
@@ -33,30 +35,22 @@ pub struct Prepared {
 /// Preprocessing as the quickstart config describes it.
 pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
     let loaded = cfg.dataset.load(base).context("loading the dataset")?;
-    let p = &cfg.preprocessing;
-    let cells = preprocess::cell_qc(
-        &loaded,
-        p.min_genes,
-        p.max_genes.unwrap_or(usize::MAX),
-        p.min_peaks,
-    );
-    if cells.len() < 10 {
+    let (fitted, t) = FittedPreprocessing::fit(&loaded, &cfg.preprocessing, cfg.seed)?;
+    if t.cells.len() < 10 {
         bail!(
-            "cell QC kept {} of {} cells; relax min_genes / max_genes / min_peaks",
-            cells.len(),
+            "cell QC kept {} of {} cells; relax the cell_qc step",
+            t.cells.len(),
             loaded.n_cells()
         );
     }
-    let raw = if cells.len() == loaded.n_cells() {
-        loaded
-    } else {
-        loaded.subset_cells(&cells)
-    };
-    let (fitted, t) = FittedPreprocessing::fit(&raw, p, cfg.seed)?;
+    let rna_pca = t
+        .require_rna_pca()
+        .context("the SAILERX alignment target")?
+        .clone();
+    let atac_lsi = t.atac_lsi;
     let dataset = t.dataset;
     let rna_depth = preprocess::library_sizes(&dataset.rna);
     let atac_depth = preprocess::library_sizes(&dataset.atac);
-    let rna_pca = t.rna_pca;
     let atac = t.atac;
     let covariates = covariates(&cfg.covariates, &dataset, &atac_depth)?;
     let cell_weights = sailerx_cell_weights(&rna_depth, &atac_depth)
@@ -69,6 +63,7 @@ pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
         dataset,
         atac,
         rna_pca,
+        atac_lsi,
         covariates,
         cell_weights,
         labels,
@@ -137,7 +132,7 @@ pub fn train_and_evaluate(
                 .cells
                 .column(column)
                 .with_context(|| format!("split column `{column}` not found"))?;
-            split::held_out(groups, test_values, *val_fraction, cfg.seed)?
+            split::held_out(&groups, test_values, *val_fraction, cfg.seed)?
         }
     };
     let device = cfg.training.device.resolve()?;
@@ -147,6 +142,7 @@ pub fn train_and_evaluate(
         model_cfg.clone(),
         prep.atac.ncols(),
         prep.covariates.ncols(),
+        prep.rna_pca.ncols(),
         device,
     )?;
     let input = SailerxInput {
@@ -185,9 +181,11 @@ pub fn train_and_evaluate(
             &split,
             cfg,
         )?);
+        let lsi = atac_lsi(prep, cfg)?;
+        rows.push(score("atac_lsi (input)", lsi.view(), prep, &split, cfg)?);
         rows.push(score(
-            "atac_lsi (input)",
-            atac_lsi(prep, cfg)?.view(),
+            "rna_pca+atac_lsi (input)",
+            concat_blocks(&[prep.rna_pca.view(), lsi.view()]).view(),
             prep,
             &split,
             cfg,
@@ -204,13 +202,47 @@ pub fn train_and_evaluate(
     })
 }
 
-/// LSI of the peaks (TF-IDF, PCA, first component dropped as it tracks depth), as many
-/// components as the RNA PCA: what the ATAC input alone says about the cells.
+/// The columns of `blocks` side by side, each block scaled to unit total variance so that
+/// neither modality dominates the distances (the concatenation baseline).
+pub fn concat_blocks(blocks: &[ArrayView2<f32>]) -> Array2<f32> {
+    let scaled: Vec<Array2<f32>> = blocks
+        .iter()
+        .map(|b| {
+            let n = b.nrows().max(1) as f64;
+            let total: f64 = b
+                .columns()
+                .into_iter()
+                .map(|c| {
+                    let mean = c.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+                    c.iter()
+                        .map(|&v| (f64::from(v) - mean).powi(2))
+                        .sum::<f64>()
+                        / n
+                })
+                .sum();
+            let scale = if total > 0.0 {
+                total.sqrt().recip()
+            } else {
+                1.0
+            };
+            b.mapv(|v| (f64::from(v) * scale) as f32)
+        })
+        .collect();
+    let views: Vec<ArrayView2<f32>> = scaled.iter().map(|b| b.view()).collect();
+    ndarray::concatenate(ndarray::Axis(1), &views).expect("blocks with the same cells")
+}
+
+/// LSI of the peaks (TF-IDF, PCA, first component dropped as it tracks depth): the
+/// `atac_lsi` step's scores, else as many components as the RNA PCA: what the ATAC input
+/// alone says about the cells.
 fn atac_lsi(prep: &Prepared, cfg: &ExperimentConfig) -> Result<Array2<f32>> {
+    if let Some(lsi) = &prep.atac_lsi {
+        return Ok(lsi.clone());
+    }
     let k = (prep.rna_pca.ncols() + 1)
         .min(prep.atac.ncols())
         .min(prep.dataset.n_cells() - 1);
-    let tfidf = preprocess::tfidf(&prep.atac, 1e4);
+    let tfidf = preprocess::tfidf(&preprocess::binarize(&prep.dataset.atac), 1e4);
     let scores = pca::fit(preprocess::to_dense(&tfidf).view(), k, cfg.seed)?.scores;
     Ok(scores.slice(ndarray::s![.., 1..]).to_owned())
 }
@@ -265,4 +297,26 @@ pub fn score(
             ),
         ],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concatenated_blocks_have_unit_total_variance_each() {
+        let a = ndarray::array![[1.0f32, 10.0], [3.0, 30.0], [5.0, 50.0]];
+        let b = ndarray::array![[7.0f32], [7.0], [7.0]];
+        let c = concat_blocks(&[a.view(), b.view()]);
+        assert_eq!(c.dim(), (3, 3));
+        // block a: variances 8/3 and 800/3, total 808/3
+        let s = (808.0f64 / 3.0).sqrt();
+        for (i, row) in a.rows().into_iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                assert!((f64::from(c[[i, j]]) - f64::from(*v) / s).abs() < 1e-6);
+            }
+        }
+        // a constant block is left as it is
+        assert_eq!(c.column(2).to_vec(), vec![7.0, 7.0, 7.0]);
+    }
 }

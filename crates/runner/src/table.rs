@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use polars::prelude::{Column, DataFrame, ParquetWriter, PolarsResult};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -252,6 +253,60 @@ pub fn aggregate_csv(aggs: &[Aggregate]) -> String {
     out
 }
 
+/// The aggregate as a polars data frame: `method`, `variant`, `dataset`, `seeds`, then
+/// `<metric>_mean` and `<metric>_std` (null where a group lacks the metric).
+pub fn aggregate_frame(aggs: &[Aggregate]) -> PolarsResult<DataFrame> {
+    let mut names: Vec<&str> = Vec::new();
+    for a in aggs {
+        for (n, _, _) in &a.metrics {
+            if !names.contains(&n.as_str()) {
+                names.push(n);
+            }
+        }
+    }
+    let text = |name: &str, f: fn(&Aggregate) -> &String| {
+        Column::new(
+            name.into(),
+            aggs.iter().map(|a| f(a).clone()).collect::<Vec<_>>(),
+        )
+    };
+    let mut columns = vec![
+        text("method", |a| &a.method),
+        text("variant", |a| &a.variant),
+        text("dataset", |a| &a.dataset),
+        Column::new(
+            "seeds".into(),
+            aggs.iter()
+                .map(|a| a.seeds.len() as u32)
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    for n in &names {
+        let get = |a: &Aggregate| {
+            a.metrics
+                .iter()
+                .find(|(k, _, _)| k == n)
+                .map(|(_, m, s)| (*m, *s))
+        };
+        columns.push(Column::new(
+            format!("{n}_mean").into(),
+            aggs.iter().map(|a| get(a).map(|v| v.0)).collect::<Vec<_>>(),
+        ));
+        columns.push(Column::new(
+            format!("{n}_std").into(),
+            aggs.iter().map(|a| get(a).map(|v| v.1)).collect::<Vec<_>>(),
+        ));
+    }
+    DataFrame::new(aggs.len(), columns)
+}
+
+/// A data frame as Parquet bytes (zstd-compressed), for `table.parquet`.
+pub fn parquet_bytes(frame: &DataFrame) -> PolarsResult<Vec<u8>> {
+    let mut out = Vec::new();
+    ParquetWriter::new(&mut out).finish(&mut frame.clone())?;
+    Ok(out)
+}
+
 /// Per-epoch losses, one column per loss part (empty where a phase has no such part).
 pub fn losses_csv(history: &crossomics_translators::TrainHistory) -> String {
     let mut names: Vec<&str> = Vec::new();
@@ -371,6 +426,25 @@ mod tests {
             csv.starts_with("method,variant,dataset,seeds,acc_mean,acc_std,rmse_mean,rmse_std\n"),
             "{csv}"
         );
+        // the same table as a data frame, through Parquet and back
+        let frame = aggregate_frame(&aggs).unwrap();
+        assert_eq!(frame.shape(), (2, 8));
+        let bytes = parquet_bytes(&frame).unwrap();
+        assert_eq!(&bytes[..4], b"PAR1");
+        use polars::prelude::SerReader;
+        let back = polars::prelude::ParquetReader::new(std::io::Cursor::new(bytes))
+            .finish()
+            .unwrap();
+        assert!(back.equals_missing(&frame), "{back}");
+        let mean = back
+            .column("acc_mean")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(0)
+            .unwrap();
+        assert!((mean - 0.6).abs() < 1e-12);
+        assert_eq!(back.column("seeds").unwrap().u32().unwrap().get(1), Some(2));
     }
 
     #[test]

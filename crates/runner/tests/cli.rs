@@ -65,6 +65,7 @@ fn run_writes_a_complete_reproducible_run_directory() {
         "meta.json",
         "losses.csv",
         "embedding.npy",
+        "embedding.h5ad",
         "split.json",
         "preprocessing.json",
         "model.safetensors",
@@ -78,6 +79,8 @@ fn run_writes_a_complete_reproducible_run_directory() {
     ] {
         assert!(run.join(f).is_file(), "missing {f}");
     }
+    let h5 = std::fs::read(run.join("embedding.h5ad")).unwrap();
+    assert_eq!(&h5[..8], b"\x89HDF\r\n\x1a\n", "an HDF5 file");
     // the resolved config is itself a valid config that reproduces the run id
     let resolved = std::fs::read_to_string(run.join("config.resolved.toml")).unwrap();
     assert!(resolved.contains("epochs = 8"));
@@ -88,7 +91,17 @@ fn run_writes_a_complete_reproducible_run_directory() {
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
     let rows = metrics.as_array().unwrap();
-    assert_eq!(rows.len(), 3, "model + two input baselines");
+    assert_eq!(rows.len(), 4, "model + three input baselines");
+    let methods: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(
+        methods,
+        [
+            "sailerx",
+            "rna_pca (input)",
+            "atac_lsi (input)",
+            "rna_pca+atac_lsi (input)"
+        ]
+    );
     for row in rows {
         for m in row["metrics"].as_array().unwrap() {
             let v = m[1].as_f64().unwrap();

@@ -13,19 +13,51 @@
 //! `c` are the confounders the decoder is conditioned on (standardized log ATAC depth,
 //! batch one-hot), `p` the RNA PCA, `w` the per-cell depth weights, `w_kl` cyclical.
 //! Warm-up epochs optimise `mean BCE + gamma * mean_ij (cos p - cos mu)^2` without KL.
+//!
+//! Ablations swap the alignment term (`alignment`, see [`Alignment`]) or switch a term off
+//! with its weight (`invariance_weight = 0`, `alignment_weight = 0`).
 
 use std::path::Path;
 
 use crossomics_data::Csr;
+use crossomics_data::loader::{Loader, Prefetch, Source};
 use crossomics_encoders::{Decoder, Encoder, GaussianEncoder, MlpConfig, MlpDecoder};
-use crossomics_losses::{KlSchedule, kl, recon, similarity};
+use crossomics_losses::{KlSchedule, alignment, kl, recon, similarity};
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
-use tch::{Device, nn};
+use tch::nn::Module;
+use tch::{Device, Tensor, nn};
 
 use crate::error::{ModelError, Result};
 use crate::tensor;
-use crate::train::{LossOutput, StepContext, Trainable};
+use crate::train::{LossOutput, Minibatch, StepContext, Trainable};
+
+/// How the latent means are tied to the RNA PCA (the `alignment` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Alignment {
+    /// SAILERX: `sum_ij w_i w_j (cos(p_i, p_j) - cos(mu_i, mu_j))^2` (the paper).
+    #[default]
+    Structural,
+    /// KL between the row-softmax distributions of the two cosine-similarity matrices
+    /// (`temperature`), weighted per cell.
+    StructuralKl,
+    /// Symmetric InfoNCE (CLIP) between a learned linear projection of the RNA PCA and the
+    /// latent means (`temperature`): a shared space, cell by cell.
+    Contrastive,
+    /// Mean squared error between a learned linear projection of the RNA PCA and the
+    /// latent means: one shared space, forced.
+    Hard,
+    /// No alignment term: an ATAC VAE alone.
+    None,
+}
+
+impl Alignment {
+    /// Whether the RNA PCA is first mapped into the latent space by a learned projection.
+    fn projects(self) -> bool {
+        matches!(self, Self::Contrastive | Self::Hard)
+    }
+}
 
 /// The `[model]` parameters of `kind = "sailerx"`; defaults are the published ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +76,10 @@ pub struct SailerxConfig {
     pub kl_period_epochs: u64,
     /// Weight cells by their RNA/ATAC depth ratio in the alignment term.
     pub cell_weights: bool,
+    /// The alignment term (ablations): `structural` is the paper's.
+    pub alignment: Alignment,
+    /// Temperature of the `structural_kl` and `contrastive` alignments.
+    pub temperature: f64,
 }
 
 impl Default for SailerxConfig {
@@ -61,6 +97,8 @@ impl Default for SailerxConfig {
             recon_weight: 20.0,
             kl_period_epochs: 100,
             cell_weights: true,
+            alignment: Alignment::Structural,
+            temperature: 0.1,
         }
     }
 }
@@ -79,6 +117,12 @@ impl SailerxConfig {
             if !(v >= 0.0 && v.is_finite()) {
                 return bad(name, format!("{v} is not a non-negative number"));
             }
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return bad(
+                "model.temperature",
+                format!("{} is not a positive number", self.temperature),
+            );
         }
         if self
             .encoder
@@ -145,14 +189,19 @@ pub struct Sailerx {
     vs: nn::VarStore,
     encoder: GaussianEncoder,
     decoder: MlpDecoder,
+    /// RNA PCA -> latent, for the `contrastive` and `hard` alignments.
+    projection: Option<nn::Linear>,
     config: SailerxConfig,
 }
 
 impl Sailerx {
+    /// A model for `n_peaks` peaks, `n_covariates` decoder covariates and an RNA PCA of
+    /// `n_pcs` components (the alignment target).
     pub fn new(
         config: SailerxConfig,
         n_peaks: usize,
         n_covariates: usize,
+        n_pcs: usize,
         device: Device,
     ) -> Result<Self> {
         config.check()?;
@@ -172,10 +221,19 @@ impl Sailerx {
             n_peaks as i64,
             &config.decoder,
         );
+        let projection = config.alignment.projects().then(|| {
+            nn::linear(
+                &root / "rna_projection",
+                n_pcs as i64,
+                config.latent_dim,
+                Default::default(),
+            )
+        });
         Ok(Self {
             vs,
             encoder,
             decoder,
+            projection,
             config,
         })
     }
@@ -184,17 +242,53 @@ impl Sailerx {
         &self.config
     }
 
+    /// The alignment term between the RNA PCA rows `p` and the latent means `mu`: the
+    /// configured [`Alignment`], averaged over pairs in the warm-up phase (`mean`).
+    fn alignment(
+        &self,
+        p: &Tensor,
+        mu: &Tensor,
+        weights: Option<&Tensor>,
+        mean: bool,
+    ) -> Option<Tensor> {
+        let project = |p: &Tensor| {
+            self.projection
+                .as_ref()
+                .expect("built for projecting alignments")
+                .forward(p)
+        };
+        let tau = self.config.temperature;
+        Some(match self.config.alignment {
+            Alignment::None => return None,
+            Alignment::Structural if mean => similarity::structural_mse(p, mu),
+            Alignment::Structural => similarity::structural(p, mu, weights),
+            Alignment::StructuralKl => {
+                similarity::structural_kl(p, mu, tau, if mean { None } else { weights })
+            }
+            Alignment::Contrastive => alignment::info_nce(&project(p), mu, tau),
+            Alignment::Hard if mean => alignment::hard_mean(&project(p), mu),
+            Alignment::Hard => alignment::hard_sum(&project(p), mu),
+        })
+    }
+
     /// The latent means of `cells` (the embedding used downstream), in evaluation mode.
+    /// The next chunk of 1,024 cells is densified on a background thread meanwhile.
     pub fn embed(&self, input: &SailerxInput<'_>, cells: &[usize]) -> Array2<f32> {
+        const CHUNK: usize = 1024;
         let device = self.vs.device();
         let mut out = Array2::<f32>::zeros((cells.len(), self.config.latent_dim as usize));
+        let loader = Loader::new([Source::new(input.atac)]).expect("one source is valid");
+        let chunks = cells.chunks(CHUNK).map(<[usize]>::to_vec);
         tch::no_grad(|| {
-            for (i, chunk) in cells.chunks(1024).enumerate() {
-                let x = tensor::rows_of_csr(input.atac, chunk, device);
-                let mu = tensor::to_array(&self.encoder.encode(&x, None, false).mu);
-                out.slice_mut(ndarray::s![i * 1024..i * 1024 + chunk.len(), ..])
-                    .assign(&mu);
-            }
+            loader.run(chunks, Prefetch::Background, |loaded| {
+                for batch in loaded {
+                    let x = tensor::from_dense_rows(batch.dense(0).expect("dense source"), device);
+                    let mu = tensor::to_array(&self.encoder.encode(&x, None, false).mu);
+                    let start = batch.index() * CHUNK;
+                    out.slice_mut(ndarray::s![start..start + batch.len(), ..])
+                        .assign(&mu);
+                }
+            })
         });
         out
     }
@@ -228,15 +322,24 @@ impl Trainable for Sailerx {
         &self.vs
     }
 
+    /// The binarized peaks, densified ahead by the training loop.
+    fn sources<'a>(&self, input: &Self::Input<'a>) -> Vec<Source<'a>> {
+        vec![Source::new(input.atac)]
+    }
+
     fn loss(
         &self,
         input: &SailerxInput<'_>,
-        cells: &[usize],
+        batch: &Minibatch<'_>,
         ctx: &StepContext,
         train: bool,
     ) -> Result<LossOutput> {
         let device = self.vs.device();
-        let x = tensor::rows_of_csr(input.atac, cells, device);
+        let cells = batch.cells;
+        let x = match batch.dense(0) {
+            Some(rows) => tensor::from_dense_rows(rows, device),
+            None => tensor::rows_of_csr(input.atac, cells, device),
+        };
         let p = tensor::rows_of_array(input.rna_pca, cells, device);
         let c = tensor::rows_of_array(input.covariates, cells, device);
         let gamma = self.config.alignment_weight;
@@ -247,12 +350,13 @@ impl Trainable for Sailerx {
 
         if ctx.warmup {
             let bce = recon::bernoulli_mean(&logits, &x);
-            let align = similarity::structural_mse(&p, &q.mu);
-            let total = &bce + &align * gamma;
-            return Ok(LossOutput {
-                total,
-                parts: vec![("recon", bce), ("align", align)],
-            });
+            let mut parts = vec![("recon", bce.shallow_clone())];
+            let mut total = bce;
+            if let Some(align) = self.alignment(&p, &q.mu, None, true) {
+                total += &align * gamma;
+                parts.push(("align", align));
+            }
+            return Ok(LossOutput { total, parts });
         }
         let w_kl = if ctx.validation {
             1.0
@@ -269,18 +373,13 @@ impl Trainable for Sailerx {
         let kl = kl::standard_normal(&q.mu, &q.logvar);
         let bce = recon::bernoulli_sum(&logits, &x) * self.config.recon_weight;
         let inv = kl::invariance(&q.mu, &q.logvar);
-        let align = similarity::structural(&p, &q.mu, weights.as_ref());
-        let total =
-            &kl * w_kl + &bce + &inv * (w_kl * self.config.invariance_weight) + &align * gamma;
-        Ok(LossOutput {
-            total,
-            parts: vec![
-                ("kl", kl),
-                ("recon", bce),
-                ("invariance", inv),
-                ("align", align),
-            ],
-        })
+        let mut total = &kl * w_kl + &bce + &inv * (w_kl * self.config.invariance_weight);
+        let mut parts = vec![("kl", kl), ("recon", bce), ("invariance", inv)];
+        if let Some(align) = self.alignment(&p, &q.mu, weights.as_ref(), false) {
+            total += &align * gamma;
+            parts.push(("align", align));
+        }
+        Ok(LossOutput { total, parts })
     }
 }
 
@@ -331,7 +430,7 @@ mod tests {
             kl_period_epochs: 10,
             ..Default::default()
         };
-        let model = Sailerx::new(cfg, 40, 1, Device::Cpu).unwrap();
+        let model = Sailerx::new(cfg, 40, 1, 3, Device::Cpu).unwrap();
         let cells: Vec<usize> = (0..64).collect();
         let opts = TrainOptions {
             epochs: 40,
@@ -375,6 +474,80 @@ mod tests {
     }
 
     #[test]
+    fn every_alignment_trains_and_reports_its_terms() {
+        let (atac, pca, cov, w) = toy(32, 20);
+        let input = SailerxInput {
+            atac: &atac,
+            rna_pca: pca.view(),
+            covariates: cov.view(),
+            cell_weights: &w,
+        };
+        let cells: Vec<usize> = (0..32).collect();
+        for alignment in [
+            Alignment::Structural,
+            Alignment::StructuralKl,
+            Alignment::Contrastive,
+            Alignment::Hard,
+            Alignment::None,
+        ] {
+            tch::manual_seed(0);
+            let cfg = SailerxConfig {
+                latent_dim: 4,
+                alignment,
+                alignment_weight: 1.0,
+                ..Default::default()
+            };
+            let model = Sailerx::new(cfg, 20, 1, 3, Device::Cpu).unwrap();
+            // only the projecting alignments own an RNA projection
+            let projection = model
+                .vs
+                .variables()
+                .keys()
+                .any(|k| k.starts_with("rna_projection"));
+            assert_eq!(projection, alignment.projects(), "{alignment:?}");
+            let opts = TrainOptions {
+                epochs: 3,
+                warmup_epochs: 1,
+                batch_size: 16,
+                lr: 1e-2,
+                ..Default::default()
+            };
+            let h = fit(
+                &model,
+                &input,
+                &cells[..24],
+                &cells[24..],
+                &opts,
+                0,
+                &mut |_| {},
+            )
+            .unwrap();
+            for e in &h.epochs {
+                let has_align = e.train.iter().any(|(k, _)| k == "align");
+                assert_eq!(has_align, alignment != Alignment::None, "{alignment:?}");
+                assert!(
+                    e.train.iter().all(|(_, v)| v.is_finite()),
+                    "{alignment:?}: {:?}",
+                    e.train
+                );
+            }
+        }
+        let cfg: SailerxConfig =
+            toml::from_str("alignment = \"structural_kl\"\ntemperature = 0.5").unwrap();
+        assert_eq!(
+            (cfg.alignment, cfg.temperature),
+            (Alignment::StructuralKl, 0.5)
+        );
+        assert!(toml::from_str::<SailerxConfig>("alignment = \"soft\"").is_err());
+        let bad = SailerxConfig {
+            temperature: 0.0,
+            ..Default::default()
+        };
+        let err = Sailerx::new(bad, 10, 1, 3, Device::Cpu).unwrap_err();
+        assert!(err.to_string().contains("model.temperature"), "{err}");
+    }
+
+    #[test]
     fn save_and_load_round_trip() {
         let (atac, pca, cov, w) = toy(16, 10);
         let input = SailerxInput {
@@ -387,11 +560,11 @@ mod tests {
             latent_dim: 3,
             ..Default::default()
         };
-        let a = Sailerx::new(cfg.clone(), 10, 1, Device::Cpu).unwrap();
+        let a = Sailerx::new(cfg.clone(), 10, 1, 3, Device::Cpu).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
         a.save(&path).unwrap();
-        let mut b = Sailerx::new(cfg, 10, 1, Device::Cpu).unwrap();
+        let mut b = Sailerx::new(cfg, 10, 1, 3, Device::Cpu).unwrap();
         let cells: Vec<usize> = (0..16).collect();
         assert_ne!(a.embed(&input, &cells), b.embed(&input, &cells));
         b.load(&path).unwrap();
@@ -424,7 +597,7 @@ mod tests {
             alignment_weight: f64::NAN,
             ..Default::default()
         };
-        let err = Sailerx::new(cfg, 10, 1, Device::Cpu)
+        let err = Sailerx::new(cfg, 10, 1, 3, Device::Cpu)
             .unwrap_err()
             .to_string();
         assert!(err.contains("model.alignment_weight"), "{err}");

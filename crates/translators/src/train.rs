@@ -5,8 +5,16 @@
 //! learning rate, compute the validation loss (evaluation mode, no gradients) and keep
 //! the best weights for early stopping. An optional warm-up phase runs first; its epochs
 //! neither decay the lr nor count for early stopping.
+//!
+//! Minibatches come from a `crossomics_data::loader::Loader` over the CSR matrices the
+//! model names ([`Trainable::sources`]): a background thread densifies the next batches
+//! (same seeded order as [`crossomics_data::batches::shuffled`]) while the model trains
+//! on the current one, and the model wraps each buffer as a tensor with one copy.
 
 use std::time::Instant;
+
+use crossomics_data::batches;
+use crossomics_data::loader::{Batch, CsrRows, DenseRows, Loader, Prefetch, Source};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -124,14 +132,59 @@ pub struct LossOutput {
     pub parts: Vec<(&'static str, Tensor)>,
 }
 
+/// One minibatch as a model sees it: the cells, and the rows of the model's
+/// [`Trainable::sources`] already loaded (dense and/or CSR) when the loop prefetched them.
+#[derive(Debug, Clone, Copy)]
+pub struct Minibatch<'b> {
+    /// Row indices into every matrix of the input, in batch order.
+    pub cells: &'b [usize],
+    loaded: Option<&'b Batch>,
+}
+
+impl<'b> Minibatch<'b> {
+    /// Cells without loaded rows (the model reads its inputs itself).
+    pub fn new(cells: &'b [usize]) -> Self {
+        Self {
+            cells,
+            loaded: None,
+        }
+    }
+
+    /// A loader batch: its cells and the rows it loaded.
+    pub fn loaded(batch: &'b Batch) -> Self {
+        Self {
+            cells: batch.cells(),
+            loaded: Some(batch),
+        }
+    }
+
+    /// The rows of source `source` (its index in [`Trainable::sources`]) as a row-major
+    /// `cells x columns` buffer (`tensor::from_dense_rows`), when loaded.
+    pub fn dense(&self, source: usize) -> Option<DenseRows<'b>> {
+        self.loaded?.dense(source)
+    }
+
+    /// The rows of source `source` as CSR slices (`tensor::from_csr_rows`), when loaded.
+    pub fn sparse(&self, source: usize) -> Option<CsrRows<'b>> {
+        self.loaded?.sparse(source)
+    }
+}
+
 /// A model the generic loop can train.
 pub trait Trainable {
     type Input<'a>;
     fn var_store(&self) -> &nn::VarStore;
+    /// CSR matrices of `input` (rows = cells) whose rows every minibatch needs: the loop
+    /// loads them on a background thread ahead of [`Trainable::loss`], where
+    /// `batch.dense(i)` / `batch.sparse(i)` hold the rows of the `i`-th. Default: none.
+    fn sources<'a>(&self, input: &Self::Input<'a>) -> Vec<Source<'a>> {
+        let _ = input;
+        Vec::new()
+    }
     fn loss(
         &self,
         input: &Self::Input<'_>,
-        cells: &[usize],
+        batch: &Minibatch<'_>,
         ctx: &StepContext,
         train: bool,
     ) -> Result<LossOutput>;
@@ -157,9 +210,9 @@ pub struct TrainHistory {
 }
 
 /// Trains `model` on `split.train`, validating on `split.val` (may be empty).
-pub fn fit<M: Trainable>(
+pub fn fit<'i, M: Trainable>(
     model: &M,
-    input: &M::Input<'_>,
+    input: &M::Input<'i>,
     train_cells: &[usize],
     val_cells: &[usize],
     opts: &TrainOptions,
@@ -179,8 +232,10 @@ pub fn fit<M: Trainable>(
         ..Default::default()
     }
     .build(vs, opts.lr)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let loader = Loader::new(model.sources(input)).map_err(|e| ModelError::Input(e.to_string()))?;
+    let prefetch = prefetch_for(&loader);
     let steps_per_epoch = train_cells.len().div_ceil(opts.batch_size) as u64;
+    let batches_per_epoch = batches::count(train_cells.len(), opts.batch_size);
     let mut lr = opts.lr;
     let mut step = 0u64;
     let mut history = TrainHistory::default();
@@ -188,107 +243,128 @@ pub fn fit<M: Trainable>(
     let mut since_best = 0usize;
 
     let total_epochs = opts.warmup_epochs + opts.epochs;
-    for epoch in 0..total_epochs {
-        let warmup = epoch < opts.warmup_epochs;
-        let started = Instant::now();
-        let mut sums: Vec<(String, f64)> = Vec::new();
-        let batches = crossomics_data::batches::shuffled(train_cells, opts.batch_size, &mut rng);
-        for cells in &batches {
-            let ctx = StepContext {
-                epoch,
-                step,
-                steps_per_epoch,
-                warmup,
-                validation: false,
+    // every epoch's shuffle from one seeded generator, in order: the batches the loader
+    // prepares ahead are exactly those `batches::shuffled` gave epoch by epoch
+    let plan = {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let batch_size = opts.batch_size;
+        (0..total_epochs).flat_map(move |_| batches::shuffled(train_cells, batch_size, &mut rng))
+    };
+    loader.run(plan, prefetch, |loaded| -> Result<()> {
+        for epoch in 0..total_epochs {
+            let warmup = epoch < opts.warmup_epochs;
+            let started = Instant::now();
+            let mut sums: Vec<(String, f64)> = Vec::new();
+            for _ in 0..batches_per_epoch {
+                let batch = loaded.next().ok_or_else(|| {
+                    ModelError::Input(format!("the minibatch loader ended in epoch {epoch}"))
+                })?;
+                let ctx = StepContext {
+                    epoch,
+                    step,
+                    steps_per_epoch,
+                    warmup,
+                    validation: false,
+                };
+                let out = model.loss(input, &Minibatch::loaded(&batch), &ctx, true)?;
+                match opts.grad_clip {
+                    Some(c) => opt.backward_step_clip_norm(&out.total, c),
+                    None => opt.backward_step(&out.total),
+                }
+                if !warmup {
+                    step += 1;
+                }
+                accumulate(&mut sums, &out, epoch)?;
+            }
+            let n_batches = batches_per_epoch as f64;
+            let train: Vec<(String, f64)> =
+                sums.into_iter().map(|(k, v)| (k, v / n_batches)).collect();
+            let cells_per_second =
+                train_cells.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
+
+            let val_loss = if val_cells.is_empty() {
+                None
+            } else {
+                Some(validation_loss(
+                    model,
+                    input,
+                    &loader,
+                    val_cells,
+                    opts.batch_size,
+                    &StepContext {
+                        epoch,
+                        step,
+                        steps_per_epoch,
+                        warmup,
+                        validation: true,
+                    },
+                )?)
             };
-            let out = model.loss(input, cells, &ctx, true)?;
-            match opts.grad_clip {
-                Some(c) => opt.backward_step_clip_norm(&out.total, c),
-                None => opt.backward_step(&out.total),
-            }
-            if !warmup {
-                step += 1;
-            }
-            accumulate(&mut sums, &out, epoch)?;
-        }
-        let n_batches = batches.len() as f64;
-        let train: Vec<(String, f64)> = sums.into_iter().map(|(k, v)| (k, v / n_batches)).collect();
-        let cells_per_second = train_cells.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
-
-        let val_loss = if val_cells.is_empty() {
-            None
-        } else {
-            Some(validation_loss(
-                model,
-                input,
-                val_cells,
-                opts.batch_size,
+            let record = EpochRecord {
                 epoch,
-                step,
-                steps_per_epoch,
-                warmup,
-            )?)
-        };
-        let record = EpochRecord {
-            epoch,
-            phase: if warmup { "warmup" } else { "main" },
-            lr,
-            train,
-            val_loss,
-            cells_per_second,
-        };
-        observer(&record);
-        history.epochs.push(record);
+                phase: if warmup { "warmup" } else { "main" },
+                lr,
+                train,
+                val_loss,
+                cells_per_second,
+            };
+            observer(&record);
+            history.epochs.push(record);
 
-        if !warmup {
-            lr *= opts.lr_decay;
-            opt.set_lr(lr);
-            if let Some(v) = val_loss {
-                if best.as_ref().is_none_or(|(b, _)| v < *b) {
-                    best = Some((v, snapshot(vs)));
-                    history.best_epoch = Some(epoch);
-                    since_best = 0;
-                } else {
-                    since_best += 1;
-                }
-                if opts.patience.is_some_and(|p| since_best >= p) {
-                    history.stopped_early = true;
-                    break;
+            if !warmup {
+                lr *= opts.lr_decay;
+                opt.set_lr(lr);
+                if let Some(v) = val_loss {
+                    if best.as_ref().is_none_or(|(b, _)| v < *b) {
+                        best = Some((v, snapshot(vs)));
+                        history.best_epoch = Some(epoch);
+                        since_best = 0;
+                    } else {
+                        since_best += 1;
+                    }
+                    if opts.patience.is_some_and(|p| since_best >= p) {
+                        history.stopped_early = true;
+                        break;
+                    }
                 }
             }
         }
-    }
+        Ok(())
+    })?;
     if let Some((_, weights)) = best.filter(|_| opts.patience.is_some()) {
         restore(vs, &weights);
     }
     Ok(history)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Densify on a thread only when there is something to densify.
+fn prefetch_for(loader: &Loader<'_>) -> Prefetch {
+    if loader.n_sources() == 0 {
+        Prefetch::Inline
+    } else {
+        Prefetch::Background
+    }
+}
+
+/// Mean loss over `cells` in evaluation mode, in consecutive chunks of `batch_size`.
 fn validation_loss<M: Trainable>(
     model: &M,
     input: &M::Input<'_>,
+    loader: &Loader<'_>,
     cells: &[usize],
     batch_size: usize,
-    epoch: usize,
-    step: u64,
-    steps_per_epoch: u64,
-    warmup: bool,
+    ctx: &StepContext,
 ) -> Result<f64> {
+    let chunks = cells.chunks(batch_size).map(<[usize]>::to_vec);
     tch::no_grad(|| {
-        let mut total = 0.0;
-        for chunk in cells.chunks(batch_size) {
-            let ctx = StepContext {
-                epoch,
-                step,
-                steps_per_epoch,
-                warmup,
-                validation: true,
-            };
-            let out = model.loss(input, chunk, &ctx, false)?;
-            total += out.total.double_value(&[]) * chunk.len() as f64;
-        }
-        Ok(total / cells.len() as f64)
+        loader.run(chunks, prefetch_for(loader), |loaded| {
+            let mut total = 0.0;
+            for batch in loaded {
+                let out = model.loss(input, &Minibatch::loaded(&batch), ctx, false)?;
+                total += out.total.double_value(&[]) * batch.len() as f64;
+            }
+            Ok(total / cells.len() as f64)
+        })
     })
 }
 
@@ -353,11 +429,12 @@ mod tests {
         fn loss(
             &self,
             input: &(Tensor, Tensor),
-            cells: &[usize],
+            batch: &Minibatch<'_>,
             _: &StepContext,
             _: bool,
         ) -> Result<LossOutput> {
-            let idx = Tensor::from_slice(&cells.iter().map(|&c| c as i64).collect::<Vec<_>>());
+            let idx =
+                Tensor::from_slice(&batch.cells.iter().map(|&c| c as i64).collect::<Vec<_>>());
             let pred = self.lin.forward(&input.0.index_select(0, &idx));
             let mse = (pred - input.1.index_select(0, &idx))
                 .square()
@@ -429,7 +506,15 @@ mod tests {
         if h.stopped_early {
             assert_eq!(h.epochs.len(), best + 6);
         }
-        let restored = validation_loss(&m, &data, &cells[48..], 8, 0, 0, 1, false).unwrap();
+        let ctx = StepContext {
+            epoch: 0,
+            step: 0,
+            steps_per_epoch: 1,
+            warmup: false,
+            validation: true,
+        };
+        let none = Loader::new([]).unwrap();
+        let restored = validation_loss(&m, &data, &none, &cells[48..], 8, &ctx).unwrap();
         assert!(
             (restored - best_val).abs() < 1e-6 * best_val.max(1.0),
             "{restored} vs {best_val}"
