@@ -35,6 +35,18 @@ pub enum SplitConfig {
         #[serde(default = "default_val")]
         val_fraction: f64,
     },
+    /// BABEL's out-of-distribution split: the cells are clustered (k-means on the RNA PCA,
+    /// `n_clusters`, with its own `cluster_seed` so that every run holds out the same
+    /// cells), clusters numbered by size (0 the largest), and the cells of
+    /// `test_clusters` are the test set; validation is a random part of the rest.
+    HeldOutCluster {
+        n_clusters: usize,
+        test_clusters: Vec<usize>,
+        #[serde(default)]
+        cluster_seed: u64,
+        #[serde(default = "default_val")]
+        val_fraction: f64,
+    },
 }
 
 fn default_val() -> f64 {
@@ -106,6 +118,45 @@ pub fn held_out(
     finish(train, val, test)
 }
 
+/// Cluster labels renumbered by cluster size, largest first (ties by first cell), so that
+/// `test_clusters` names the same cells whatever numbering the clustering produced.
+pub fn number_by_size(labels: &[usize]) -> Vec<usize> {
+    let mut stats: std::collections::HashMap<usize, (usize, usize)> = Default::default();
+    for (i, &l) in labels.iter().enumerate() {
+        stats.entry(l).or_insert((0, i)).0 += 1;
+    }
+    let mut order: Vec<(usize, (usize, usize))> = stats.into_iter().collect();
+    order.sort_by_key(|&(_, (count, first))| (std::cmp::Reverse(count), first));
+    let rank: std::collections::HashMap<usize, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(r, &(l, _))| (l, r))
+        .collect();
+    labels.iter().map(|l| rank[l]).collect()
+}
+
+/// Test = cells of the clusters `test_clusters` (labels numbered by [`number_by_size`]);
+/// validation a seeded random part of the rest.
+pub fn held_out_clusters(
+    labels: &[usize],
+    test_clusters: &[usize],
+    val_fraction: f64,
+    seed: u64,
+) -> Result<Split> {
+    let n_clusters = labels.iter().max().map_or(0, |m| m + 1);
+    if let Some(bad) = test_clusters.iter().find(|&&c| c >= n_clusters) {
+        return Err(DataError::invalid(
+            "held-out cluster split",
+            format!(
+                "test cluster {bad} does not exist: there are {n_clusters} clusters (0..{n_clusters})"
+            ),
+        ));
+    }
+    let groups: Vec<String> = labels.iter().map(usize::to_string).collect();
+    let test: Vec<String> = test_clusters.iter().map(usize::to_string).collect();
+    held_out(&groups, &test, val_fraction, seed)
+}
+
 fn finish(mut train: Vec<usize>, mut val: Vec<usize>, mut test: Vec<usize>) -> Result<Split> {
     if train.is_empty() {
         return Err(DataError::invalid("split", "no training cells"));
@@ -120,6 +171,36 @@ fn finish(mut train: Vec<usize>, mut val: Vec<usize>, mut test: Vec<usize>) -> R
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn clusters_are_numbered_by_size_and_held_out_whole() {
+        let labels = [7, 3, 3, 9, 3, 7, 9, 9, 9];
+        assert_eq!(number_by_size(&labels), vec![2, 1, 1, 0, 1, 2, 0, 0, 0]);
+        // equal sizes: the cluster seen first comes first
+        assert_eq!(number_by_size(&[5, 1, 1, 5]), vec![0, 1, 1, 0]);
+        let numbered = number_by_size(&labels);
+        let s = held_out_clusters(&numbered, &[1], 0.0, 0).unwrap();
+        assert_eq!(s.test, vec![1, 2, 4]);
+        assert_eq!(s.train, vec![0, 3, 5, 6, 7, 8]);
+        let err = held_out_clusters(&numbered, &[3], 0.0, 0).unwrap_err();
+        assert!(
+            err.to_string().contains("test cluster 3 does not exist"),
+            "{err}"
+        );
+        assert!(held_out_clusters(&numbered, &[0, 1, 2], 0.0, 0).is_err());
+        let c: SplitConfig =
+            toml::from_str("kind = \"held_out_cluster\"\nn_clusters = 8\ntest_clusters = [2]")
+                .unwrap();
+        assert_eq!(
+            c,
+            SplitConfig::HeldOutCluster {
+                n_clusters: 8,
+                test_clusters: vec![2],
+                cluster_seed: 0,
+                val_fraction: 0.15
+            }
+        );
+    }
 
     proptest! {
         #[test]

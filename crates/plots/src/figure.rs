@@ -178,6 +178,102 @@ pub fn scatter(
     })
 }
 
+/// A benchmark table as bars: one panel per metric, one bar per method (its mean) with a
+/// line from mean - std to mean + std. `rows` are (method label, one `(mean, std)` per
+/// metric); NaN means draw no bar.
+pub fn metric_bars(
+    path: &Path,
+    title: &str,
+    metrics: &[String],
+    rows: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), PlotError> {
+    if metrics.is_empty() || rows.is_empty() {
+        return Err(PlotError::Input("no metrics or no methods to plot".into()));
+    }
+    if let Some((label, v)) = rows.iter().find(|(_, v)| v.len() != metrics.len()) {
+        return Err(PlotError::Input(format!(
+            "`{label}` has {} values for {} metrics",
+            v.len(),
+            metrics.len()
+        )));
+    }
+    atomic(path, |tmp| {
+        let bar_h = 26u32;
+        let panel_h = 70 + bar_h * rows.len() as u32;
+        let root = BitMapBackend::new(tmp, (1000, 50 + panel_h * metrics.len() as u32))
+            .into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
+        let root = root
+            .titled(title, ("sans-serif", 24))
+            .map_err(|e| draw_err(path, e))?;
+        let panels = root.split_evenly((metrics.len(), 1));
+        let n = rows.len();
+        for (m, (panel, metric)) in panels.iter().zip(metrics).enumerate() {
+            let values = rows.iter().map(|(_, v)| v[m]);
+            let (lo, hi) = values.filter(|(mean, _)| mean.is_finite()).fold(
+                (0f64, f64::NEG_INFINITY),
+                |(a, b), (mean, std)| {
+                    let std = if std.is_finite() { std } else { 0.0 };
+                    (a.min(mean - std), b.max(mean + std))
+                },
+            );
+            let hi = if hi.is_finite() && hi > lo {
+                hi
+            } else {
+                lo + 1.0
+            };
+            let pad = 0.05 * (hi - lo);
+            let mut chart = ChartBuilder::on(panel)
+                .caption(metric.as_str(), ("sans-serif", 18))
+                .margin(8)
+                .x_label_area_size(25)
+                .y_label_area_size(300)
+                .build_cartesian_2d((lo - pad)..(hi + pad), 0f64..n as f64)
+                .map_err(|e| draw_err(path, e))?;
+            let label_of = |y: &f64| {
+                let i = (n as f64 - y - 0.5).round();
+                if i >= 0.0 && (i as usize) < n && (y.fract() - 0.5).abs() < 1e-9 {
+                    rows[i as usize].0.clone()
+                } else {
+                    String::new()
+                }
+            };
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .y_labels(2 * n + 1)
+                .y_label_formatter(&label_of)
+                .light_line_style(WHITE.mix(0.0))
+                .draw()
+                .map_err(|e| draw_err(path, e))?;
+            for (i, (_, v)) in rows.iter().enumerate() {
+                let (mean, std) = v[m];
+                if !mean.is_finite() {
+                    continue;
+                }
+                // the first row on top
+                let y = (n - 1 - i) as f64;
+                let colour = Palette99::pick(i).to_rgba();
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(0f64.max(lo), y + 0.15), (mean, y + 0.85)],
+                        colour.filled(),
+                    )))
+                    .map_err(|e| draw_err(path, e))?;
+                if std.is_finite() && std > 0.0 {
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(
+                            vec![(mean - std, y + 0.5), (mean + std, y + 0.5)],
+                            BLACK.stroke_width(2),
+                        )))
+                        .map_err(|e| draw_err(path, e))?;
+                }
+            }
+        }
+        root.present().map_err(|e| draw_err(path, e))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +312,42 @@ mod tests {
             );
         }
         assert!(!dir.path().join("umap.partial.png").exists());
+    }
+
+    #[test]
+    fn metric_bars_draw_one_coloured_bar_per_method_and_panel_per_metric() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("table.png");
+        let metrics = vec!["knn_accuracy".to_string(), "kmeans_nmi".to_string()];
+        let rows = vec![
+            ("sailerx".to_string(), vec![(0.6, 0.05), (0.5, 0.02)]),
+            (
+                "rna_pca (input)".to_string(),
+                vec![(0.7, 0.0), (f64::NAN, 0.0)],
+            ),
+            (
+                "atac_lsi (input)".to_string(),
+                vec![(0.2, 0.01), (0.1, 0.0)],
+            ),
+        ];
+        metric_bars(&path, "table", &metrics, &rows).unwrap();
+        let (w, h, ink) = non_white(&path);
+        assert_eq!((w, h), (1000, 50 + 2 * (70 + 26 * 3)));
+        assert!(ink > 5000, "{ink}");
+        let img = image::open(&path).unwrap().to_rgb8();
+        for code in 0..3 {
+            let c = Palette99::pick(code).to_rgba();
+            assert!(
+                img.pixels().any(|p| p.0 == [c.0, c.1, c.2]),
+                "bar of method {code} drawn"
+            );
+        }
+        let bad = dir.path().join("bad.png");
+        let short = vec![("x".to_string(), vec![(0.5, 0.0)])];
+        let err = metric_bars(&bad, "t", &metrics, &short).unwrap_err();
+        assert!(err.to_string().contains("1 values for 2 metrics"), "{err}");
+        assert!(metric_bars(&bad, "t", &[], &rows).is_err());
+        assert!(!bad.exists());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 pub mod figure;
 pub mod umap;
 
-pub use figure::{loss_curves, scatter};
+pub use figure::{loss_curves, metric_bars, scatter};
 
 /// Errors of layout and drawing; they name the file being written.
 #[derive(Debug, thiserror::Error)]

@@ -237,6 +237,47 @@ mod tests {
     use super::*;
     use crate::config::ModelConfig;
 
+    /// Every shipped experiment and config file resolves, with the expected run counts for
+    /// the ablation files.
+    #[test]
+    fn shipped_experiment_files_resolve() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut checked = 0;
+        for dir in ["configs", "experiments"] {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            files.sort();
+            for f in files {
+                let runs = plan(&f, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
+                assert!(!runs.is_empty(), "{}", f.display());
+                let expected = match f.file_stem().and_then(|s| s.to_str()) {
+                    Some("integration_ablations_bmmc" | "integration_ablations_scicar") => 18,
+                    Some("sailerx_weights_bmmc") => 27,
+                    _ => runs.len(),
+                };
+                assert_eq!(runs.len(), expected, "{}", f.display());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 6, "{checked} files");
+        let ablations = plan(
+            &root.join("experiments/integration_ablations_bmmc.toml"),
+            &[],
+        )
+        .unwrap();
+        let strategies: std::collections::BTreeSet<String> = ablations
+            .iter()
+            .map(|r| {
+                let ModelConfig::Sailerx(m) = &r.config.model;
+                format!("{:?}", m.alignment)
+            })
+            .collect();
+        assert_eq!(strategies.len(), 5, "{strategies:?}");
+    }
+
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

@@ -744,8 +744,46 @@ fn print_table(dir: &Path) -> Result<()> {
     )?;
     let frame = table::aggregate_frame(&aggs)?;
     rundir::write_atomic(&dir.join("table.parquet"), &table::parquet_bytes(&frame)?)?;
+    table_plot(&dir.join("table.png"), dir, &aggs)?;
     println!("\n{} ({} runs)\n\n{md}", dir.display(), entries.len());
     Ok(())
+}
+
+/// `table.png`: the aggregated table as bars (mean, with mean ± std over seeds).
+fn table_plot(path: &Path, dir: &Path, aggs: &[table::Aggregate]) -> Result<()> {
+    let mut metrics: Vec<String> = Vec::new();
+    for a in aggs {
+        for (m, _, _) in &a.metrics {
+            if !metrics.contains(m) {
+                metrics.push(m.clone());
+            }
+        }
+    }
+    let rows: Vec<(String, Vec<(f64, f64)>)> = aggs
+        .iter()
+        .map(|a| {
+            let label = if a.variant.is_empty() {
+                a.method.clone()
+            } else {
+                format!("{} {}", a.method, a.variant)
+            };
+            let values = metrics
+                .iter()
+                .map(|m| {
+                    a.metrics
+                        .iter()
+                        .find(|(k, _, _)| k == m)
+                        .map_or((f64::NAN, f64::NAN), |(_, mean, std)| (*mean, *std))
+                })
+                .collect();
+            (label, values)
+        })
+        .collect();
+    let title = dir
+        .file_name()
+        .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into());
+    crossomics_plots::metric_bars(path, &title, &metrics, &rows)
+        .with_context(|| format!("drawing {}", path.display()))
 }
 
 /// The embedding as AnnData for scanpy users: the cells' metadata plus a `split` column

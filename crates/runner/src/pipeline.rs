@@ -134,6 +134,21 @@ pub fn train_and_evaluate(
                 .with_context(|| format!("split column `{column}` not found"))?;
             split::held_out(&groups, test_values, *val_fraction, cfg.seed)?
         }
+        split::SplitConfig::HeldOutCluster {
+            n_clusters,
+            test_clusters,
+            cluster_seed,
+            val_fraction,
+        } => {
+            let labels = clustering::kmeans(prep.rna_pca.view(), *n_clusters, *cluster_seed)
+                .context("clustering the RNA PCA for the held-out cluster split")?;
+            split::held_out_clusters(
+                &split::number_by_size(&labels),
+                test_clusters,
+                *val_fraction,
+                cfg.seed,
+            )?
+        }
     };
     let device = cfg.training.device.resolve()?;
     tch::manual_seed(cfg.seed as i64);

@@ -226,6 +226,8 @@ fn sweeps_expand_and_the_table_aggregates_seeds() {
         "{table}"
     );
     assert!(table.contains(" ± "), "{table}");
+    let png = std::fs::read(tmp.path().join("out/sw/table.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "table.png is a PNG");
     // `table` rebuilds the same file from the run folders
     std::fs::remove_file(tmp.path().join("out/sw/table.md")).unwrap();
     let o = crossomics(&["table", "out/sw"], tmp.path());
