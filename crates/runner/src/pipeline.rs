@@ -7,9 +7,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use crossomics_data::fitted::FittedPreprocessing;
 use crossomics_data::{PairedDataset, pca, preprocess, split};
+use crossomics_encoders::ChromGroups;
 use crossomics_losses::similarity::sailerx_cell_weights;
 use crossomics_metrics::{clustering, knn, silhouette};
-use crossomics_translators::sailerx::{Sailerx, SailerxInput};
+use crossomics_translators::sailerx::{Architecture, Sailerx, SailerxConfig, SailerxInput};
 use crossomics_translators::{EpochRecord, TrainHistory, train};
 use ndarray::{Array2, ArrayView2};
 
@@ -153,9 +154,10 @@ pub fn train_and_evaluate(
     let device = cfg.training.device.resolve()?;
     tch::manual_seed(cfg.seed as i64);
     let ModelConfig::Sailerx(model_cfg) = &cfg.model;
-    let model = Sailerx::new(
+    let groups = peak_groups(model_cfg, prep)?;
+    let model = Sailerx::with_groups(
         model_cfg.clone(),
-        prep.atac.ncols(),
+        &groups,
         prep.covariates.ncols(),
         prep.rna_pca.ncols(),
         device,
@@ -215,6 +217,24 @@ pub fn train_and_evaluate(
         device: format!("{device:?}"),
         train_seconds,
     })
+}
+
+/// The peaks' chromosome groups for a `chrom_split` model (one group otherwise).
+fn peak_groups(model: &SailerxConfig, prep: &Prepared) -> Result<ChromGroups> {
+    if model.architecture != Architecture::ChromSplit {
+        return Ok(ChromGroups::single(prep.atac.ncols()));
+    }
+    let peaks = &prep.dataset.peaks;
+    if peaks.len() != prep.atac.ncols() {
+        bail!(
+            "{} peak intervals for {} ATAC columns",
+            peaks.len(),
+            prep.atac.ncols()
+        );
+    }
+    let chroms: Vec<&str> = peaks.iter().map(|p| p.chrom.as_str()).collect();
+    ChromGroups::from_chromosomes(&chroms, model.chrom_split.min_peaks_per_group)
+        .context("grouping the peaks by chromosome for model.architecture = \"chrom_split\"")
 }
 
 /// The columns of `blocks` side by side, each block scaled to unit total variance so that

@@ -21,7 +21,10 @@ use std::path::Path;
 
 use crossomics_data::Csr;
 use crossomics_data::loader::{Loader, Prefetch, Source};
-use crossomics_encoders::{Decoder, Encoder, GaussianEncoder, MlpConfig, MlpDecoder};
+use crossomics_encoders::{
+    ChromGroups, ChromSplitConfig, ChromSplitDecoder, ChromSplitEncoder, CsrBatch, Decoder,
+    Encoder, Gaussian, GaussianEncoder, MlpConfig, MlpDecoder, SparseEncoder,
+};
 use crossomics_losses::{KlSchedule, alignment, kl, recon, similarity};
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -59,7 +62,21 @@ impl Alignment {
     }
 }
 
-/// The `[model]` parameters of `kind = "sailerx"`; defaults are the published ones.
+/// The ATAC encoder and decoder (the `architecture` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// Fully connected encoder and decoder (`encoder`, `decoder` widths) on dense input.
+    #[default]
+    Mlp,
+    /// The paper's chromosome-split encoder and decoder (`chrom_split`): one block of
+    /// layers per chromosome, small contigs merged; the first layer reads the CSR rows
+    /// when `sparse_input` is on.
+    ChromSplit,
+}
+
+/// The `[model]` parameters of `kind = "sailerx"`; defaults are the published ones, except
+/// `architecture` (`mlp` until the chromosome-split runs are benchmarked here).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SailerxConfig {
@@ -80,6 +97,13 @@ pub struct SailerxConfig {
     pub alignment: Alignment,
     /// Temperature of the `structural_kl` and `contrastive` alignments.
     pub temperature: f64,
+    pub architecture: Architecture,
+    /// Shape of the `chrom_split` modules (`hidden`, `norm`, `activation`, `dropout`,
+    /// `min_peaks_per_group`, `sparse_kernel`).
+    pub chrom_split: ChromSplitConfig,
+    /// `chrom_split` only: compute the first layer from the CSR rows (cost ~ non-zeros)
+    /// instead of the densified rows; the same function to rounding.
+    pub sparse_input: bool,
 }
 
 impl Default for SailerxConfig {
@@ -99,6 +123,9 @@ impl Default for SailerxConfig {
             cell_weights: true,
             alignment: Alignment::Structural,
             temperature: 0.1,
+            architecture: Architecture::Mlp,
+            chrom_split: ChromSplitConfig::default(),
+            sparse_input: true,
         }
     }
 }
@@ -117,6 +144,14 @@ impl SailerxConfig {
             if !(v >= 0.0 && v.is_finite()) {
                 return bad(name, format!("{v} is not a non-negative number"));
             }
+        }
+        if self.architecture == Architecture::ChromSplit {
+            self.chrom_split
+                .check()
+                .map_err(|e| ModelError::Parameter {
+                    name: "model.chrom_split",
+                    reason: e.to_string(),
+                })?;
         }
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             return bad(
@@ -183,12 +218,30 @@ impl SailerxInput<'_> {
     }
 }
 
+/// The encoder of either [`Architecture`].
+#[derive(Debug)]
+enum AtacEncoder {
+    Mlp(GaussianEncoder),
+    ChromSplit(ChromSplitEncoder),
+}
+
+impl AtacEncoder {
+    /// From the CSR rows when given (chromosome-split only), else the dense rows.
+    fn encode(&self, x: &Tensor, csr: Option<&CsrBatch<'_>>, train: bool) -> Gaussian {
+        match (self, csr) {
+            (Self::ChromSplit(e), Some(csr)) => e.encode_csr(csr, None, train),
+            (Self::ChromSplit(e), None) => e.encode(x, None, train),
+            (Self::Mlp(e), _) => e.encode(x, None, train),
+        }
+    }
+}
+
 /// The SAILERX integrator: an ATAC VAE with invariance and structural-similarity terms.
 #[derive(Debug)]
 pub struct Sailerx {
     vs: nn::VarStore,
-    encoder: GaussianEncoder,
-    decoder: MlpDecoder,
+    encoder: AtacEncoder,
+    decoder: Box<dyn Decoder>,
     /// RNA PCA -> latent, for the `contrastive` and `hard` alignments.
     projection: Option<nn::Linear>,
     config: SailerxConfig,
@@ -196,7 +249,8 @@ pub struct Sailerx {
 
 impl Sailerx {
     /// A model for `n_peaks` peaks, `n_covariates` decoder covariates and an RNA PCA of
-    /// `n_pcs` components (the alignment target).
+    /// `n_pcs` components (the alignment target). The `chrom_split` architecture then has
+    /// one group of all peaks; [`Sailerx::with_groups`] gives it the chromosomes.
     pub fn new(
         config: SailerxConfig,
         n_peaks: usize,
@@ -204,23 +258,72 @@ impl Sailerx {
         n_pcs: usize,
         device: Device,
     ) -> Result<Self> {
+        Self::with_groups(
+            config,
+            &ChromGroups::single(n_peaks),
+            n_covariates,
+            n_pcs,
+            device,
+        )
+    }
+
+    /// A model whose peaks fall into `groups` (chromosomes; `ChromSplitConfig::groups`
+    /// builds them from peak names); the `mlp` architecture only uses their number.
+    pub fn with_groups(
+        config: SailerxConfig,
+        groups: &ChromGroups,
+        n_covariates: usize,
+        n_pcs: usize,
+        device: Device,
+    ) -> Result<Self> {
         config.check()?;
+        let n_peaks = groups.n_peaks() as i64;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let encoder = GaussianEncoder::new(
-            &(&root / "encoder"),
-            n_peaks as i64,
-            0,
-            config.latent_dim,
-            &config.encoder,
-        );
-        let decoder = MlpDecoder::new(
-            &(&root / "decoder"),
-            config.latent_dim,
-            n_covariates as i64,
-            n_peaks as i64,
-            &config.decoder,
-        );
+        let module_error = |e: crossomics_encoders::EncoderError| ModelError::Parameter {
+            name: "model.chrom_split",
+            reason: e.to_string(),
+        };
+        let (encoder, decoder): (AtacEncoder, Box<dyn Decoder>) = match config.architecture {
+            Architecture::Mlp => (
+                AtacEncoder::Mlp(GaussianEncoder::new(
+                    &(&root / "encoder"),
+                    n_peaks,
+                    0,
+                    config.latent_dim,
+                    &config.encoder,
+                )),
+                Box::new(MlpDecoder::new(
+                    &(&root / "decoder"),
+                    config.latent_dim,
+                    n_covariates as i64,
+                    n_peaks,
+                    &config.decoder,
+                )),
+            ),
+            Architecture::ChromSplit => (
+                AtacEncoder::ChromSplit(
+                    ChromSplitEncoder::new(
+                        &(&root / "encoder"),
+                        groups,
+                        0,
+                        config.latent_dim,
+                        &config.chrom_split,
+                    )
+                    .map_err(module_error)?,
+                ),
+                Box::new(
+                    ChromSplitDecoder::new(
+                        &(&root / "decoder"),
+                        groups,
+                        config.latent_dim,
+                        n_covariates as i64,
+                        &config.chrom_split,
+                    )
+                    .map_err(module_error)?,
+                ),
+            ),
+        };
         let projection = config.alignment.projects().then(|| {
             nn::linear(
                 &root / "rna_projection",
@@ -240,6 +343,11 @@ impl Sailerx {
 
     pub fn config(&self) -> &SailerxConfig {
         &self.config
+    }
+
+    /// Whether the encoder reads CSR rows (chromosome-split with `sparse_input`).
+    fn sparse_input(&self) -> bool {
+        self.config.sparse_input && matches!(self.encoder, AtacEncoder::ChromSplit(_))
     }
 
     /// The alignment term between the RNA PCA rows `p` and the latent means `mu`: the
@@ -322,9 +430,10 @@ impl Trainable for Sailerx {
         &self.vs
     }
 
-    /// The binarized peaks, densified ahead by the training loop.
+    /// The binarized peaks, densified ahead by the training loop (the reconstruction
+    /// target), and as CSR rows too for a sparse first layer.
     fn sources<'a>(&self, input: &Self::Input<'a>) -> Vec<Source<'a>> {
-        vec![Source::new(input.atac)]
+        vec![Source::new(input.atac).with_sparse(self.sparse_input())]
     }
 
     fn loss(
@@ -344,7 +453,20 @@ impl Trainable for Sailerx {
         let c = tensor::rows_of_array(input.covariates, cells, device);
         let gamma = self.config.alignment_weight;
 
-        let q = self.encoder.encode(&x, None, train);
+        let csr = batch
+            .sparse(0)
+            .map(|rows| {
+                CsrBatch::new(
+                    rows.nrows,
+                    rows.ncols,
+                    rows.indptr,
+                    rows.indices,
+                    rows.values,
+                )
+            })
+            .transpose()
+            .map_err(|e| ModelError::Input(format!("ATAC minibatch: {e}")))?;
+        let q = self.encoder.encode(&x, csr.as_ref(), train);
         let z = q.sample(train);
         let logits = self.decoder.decode(&z, Some(&c), train);
 
@@ -387,6 +509,7 @@ impl Trainable for Sailerx {
 mod tests {
     use super::*;
     use crate::train::{TrainOptions, fit};
+    use crossomics_data::loader::Loader;
     use nalgebra_sparse::{CooMatrix, CsrMatrix};
     use ndarray::Array2;
 
@@ -545,6 +668,99 @@ mod tests {
         };
         let err = Sailerx::new(bad, 10, 1, 3, Device::Cpu).unwrap_err();
         assert!(err.to_string().contains("model.temperature"), "{err}");
+    }
+
+    #[test]
+    fn chromosome_split_trains_and_sparse_input_gives_the_dense_loss() {
+        let (atac, pca, cov, w) = toy(48, 30);
+        let input = SailerxInput {
+            atac: &atac,
+            rna_pca: pca.view(),
+            covariates: cov.view(),
+            cell_weights: &w,
+        };
+        // three chromosomes of 10 peaks
+        let chroms: Vec<String> = (0..30).map(|j| format!("chr{}", j / 10 + 1)).collect();
+        let groups = ChromGroups::from_chromosomes(&chroms, 5).unwrap();
+        assert_eq!(groups.len(), 3);
+        let cfg = SailerxConfig {
+            latent_dim: 4,
+            architecture: Architecture::ChromSplit,
+            chrom_split: ChromSplitConfig {
+                hidden: vec![8, 4],
+                min_peaks_per_group: 5,
+                ..Default::default()
+            },
+            alignment_weight: 10.0,
+            ..Default::default()
+        };
+        tch::manual_seed(0);
+        let model = Sailerx::with_groups(cfg, &groups, 1, 3, Device::Cpu).unwrap();
+        assert!(model.sparse_input());
+        let names: Vec<String> = model.vs.variables().keys().cloned().collect();
+        assert!(
+            names.iter().any(|n| n.starts_with("encoder.block1")),
+            "{names:?}"
+        );
+        // the same loss from the CSR rows and from the dense rows (evaluation mode)
+        let cells: Vec<usize> = (0..16).collect();
+        let loader = Loader::new(model.sources(&input)).unwrap();
+        let loaded = loader.load(cells.clone());
+        assert!(loaded.sparse(0).is_some());
+        let ctx = StepContext {
+            epoch: 0,
+            step: 0,
+            steps_per_epoch: 1,
+            warmup: false,
+            validation: true,
+        };
+        let sparse = model
+            .loss(&input, &Minibatch::loaded(&loaded), &ctx, false)
+            .unwrap()
+            .total
+            .double_value(&[]);
+        let dense = model
+            .loss(&input, &Minibatch::new(&cells), &ctx, false)
+            .unwrap()
+            .total
+            .double_value(&[]);
+        assert!(
+            (sparse - dense).abs() <= 1e-4 * dense.abs(),
+            "{sparse} vs {dense}"
+        );
+        let all: Vec<usize> = (0..48).collect();
+        let opts = TrainOptions {
+            epochs: 30,
+            warmup_epochs: 2,
+            batch_size: 16,
+            lr: 1e-2,
+            ..Default::default()
+        };
+        let h = fit(
+            &model,
+            &input,
+            &all[..36],
+            &all[36..],
+            &opts,
+            0,
+            &mut |_| {},
+        )
+        .unwrap();
+        let first = h.epochs[2].val_loss.unwrap();
+        let last = h.epochs.last().unwrap().val_loss.unwrap();
+        assert!(last < first, "validation loss {first} -> {last}");
+        assert_eq!(model.embed(&input, &all).dim(), (48, 4));
+        // too few groups' widths is a parameter error naming the key
+        let bad = SailerxConfig {
+            architecture: Architecture::ChromSplit,
+            chrom_split: ChromSplitConfig {
+                hidden: vec![],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let err = Sailerx::with_groups(bad, &groups, 1, 3, Device::Cpu).unwrap_err();
+        assert!(err.to_string().contains("model.chrom_split"), "{err}");
     }
 
     #[test]
