@@ -11,3 +11,8 @@ pub mod pipeline;
 pub mod rundir;
 pub mod slurm;
 pub mod table;
+
+/// `docs/extending.md`, whose worked examples run as this crate's doctests.
+#[doc = include_str!("../../../docs/extending.md")]
+#[cfg(doctest)]
+pub struct ExtendingGuide;
