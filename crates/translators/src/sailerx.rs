@@ -62,6 +62,19 @@ impl Alignment {
     }
 }
 
+/// The KL weight schedule (the `kl_schedule` key), over main-phase steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KlAnnealing {
+    /// SAILERX: rises from 0 to 1 over half of every `kl_period_epochs`, then holds.
+    #[default]
+    Cyclical,
+    /// Rises from 0 to 1 over the first `kl_period_epochs`, then stays at 1.
+    Linear,
+    /// Always 1.
+    Constant,
+}
+
 /// The ATAC encoder and decoder (the `architecture` key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,8 +102,10 @@ pub struct SailerxConfig {
     pub alignment_weight: f64,
     /// Scales the summed BCE (the published `pos_w = 20`).
     pub recon_weight: f64,
-    /// Period of the cyclical KL weight, in epochs.
+    /// Period of the cyclical KL weight (warm-up length of the linear one), in epochs.
     pub kl_period_epochs: u64,
+    /// How the KL weight (of the KL and invariance terms) evolves.
+    pub kl_schedule: KlAnnealing,
     /// Weight cells by their RNA/ATAC depth ratio in the alignment term.
     pub cell_weights: bool,
     /// The alignment term (ablations): `structural` is the paper's.
@@ -120,6 +135,7 @@ impl Default for SailerxConfig {
             alignment_weight: 6000.0,
             recon_weight: 20.0,
             kl_period_epochs: 100,
+            kl_schedule: KlAnnealing::Cyclical,
             cell_weights: true,
             alignment: Alignment::Structural,
             temperature: 0.1,
@@ -345,6 +361,24 @@ impl Sailerx {
         &self.config
     }
 
+    /// The KL weight at this step: the configured schedule over main-phase steps; 1 for
+    /// validation, so that validation losses compare across epochs.
+    fn kl_weight(&self, ctx: &StepContext) -> f64 {
+        if ctx.validation {
+            return 1.0;
+        }
+        let period_steps = self.config.kl_period_epochs * ctx.steps_per_epoch;
+        match self.config.kl_schedule {
+            KlAnnealing::Cyclical => KlSchedule::Cyclical { period_steps },
+            KlAnnealing::Linear => KlSchedule::Linear {
+                warmup_steps: period_steps,
+                weight: 1.0,
+            },
+            KlAnnealing::Constant => KlSchedule::Constant { weight: 1.0 },
+        }
+        .weight(ctx.step)
+    }
+
     /// Whether the encoder reads CSR rows (chromosome-split with `sparse_input`).
     fn sparse_input(&self) -> bool {
         self.config.sparse_input && matches!(self.encoder, AtacEncoder::ChromSplit(_))
@@ -480,14 +514,7 @@ impl Trainable for Sailerx {
             }
             return Ok(LossOutput { total, parts });
         }
-        let w_kl = if ctx.validation {
-            1.0
-        } else {
-            KlSchedule::Cyclical {
-                period_steps: self.config.kl_period_epochs * ctx.steps_per_epoch,
-            }
-            .weight(ctx.step)
-        };
+        let w_kl = self.kl_weight(ctx);
         let weights = self
             .config
             .cell_weights
@@ -761,6 +788,41 @@ mod tests {
         };
         let err = Sailerx::with_groups(bad, &groups, 1, 3, Device::Cpu).unwrap_err();
         assert!(err.to_string().contains("model.chrom_split"), "{err}");
+    }
+
+    #[test]
+    fn kl_schedules_follow_the_config() {
+        let at = |schedule, step, validation| {
+            let cfg = SailerxConfig {
+                latent_dim: 2,
+                kl_period_epochs: 2,
+                kl_schedule: schedule,
+                ..Default::default()
+            };
+            let model = Sailerx::new(cfg, 4, 0, 3, Device::Cpu).unwrap();
+            model.kl_weight(&StepContext {
+                epoch: 0,
+                step,
+                steps_per_epoch: 5,
+                warmup: false,
+                validation,
+            })
+        };
+        // a period of 2 epochs x 5 steps
+        let cyclical: Vec<f64> = [0, 2, 5, 7, 10, 12]
+            .iter()
+            .map(|&t| at(KlAnnealing::Cyclical, t, false))
+            .collect();
+        assert_eq!(cyclical, vec![0.0, 0.4, 1.0, 1.0, 0.0, 0.4]);
+        let linear: Vec<f64> = [0, 5, 10, 30]
+            .iter()
+            .map(|&t| at(KlAnnealing::Linear, t, false))
+            .collect();
+        assert_eq!(linear, vec![0.0, 0.5, 1.0, 1.0]);
+        assert_eq!(at(KlAnnealing::Constant, 3, false), 1.0);
+        assert_eq!(at(KlAnnealing::Cyclical, 2, true), 1.0, "validation uses 1");
+        let cfg: SailerxConfig = toml::from_str("kl_schedule = \"linear\"").unwrap();
+        assert_eq!(cfg.kl_schedule, KlAnnealing::Linear);
     }
 
     #[test]
