@@ -254,7 +254,7 @@ mod tests {
                 let runs = plan(&f, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
                 assert!(!runs.is_empty(), "{}", f.display());
                 let expected = match f.file_stem().and_then(|s| s.to_str()) {
-                    Some("integration_ablations_bmmc" | "integration_ablations_scicar") => 18,
+                    Some("integration_ablations_bmmc" | "integration_ablations_scicar") => 21,
                     Some("sailerx_weights_bmmc") => 27,
                     _ => runs.len(),
                 };
@@ -276,6 +276,16 @@ mod tests {
             })
             .collect();
         assert_eq!(strategies.len(), 5, "{strategies:?}");
+        assert_eq!(
+            ablations
+                .iter()
+                .filter(|r| {
+                    let ModelConfig::Sailerx(m) = &r.config.model;
+                    m.symmetric
+                })
+                .count(),
+            3
+        );
     }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

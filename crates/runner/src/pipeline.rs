@@ -10,7 +10,9 @@ use crossomics_data::{PairedDataset, pca, preprocess, split};
 use crossomics_encoders::ChromGroups;
 use crossomics_losses::similarity::sailerx_cell_weights;
 use crossomics_metrics::{clustering, knn, silhouette};
-use crossomics_translators::sailerx::{Architecture, Sailerx, SailerxConfig, SailerxInput};
+use crossomics_translators::sailerx::{
+    Architecture, RnaInput, Sailerx, SailerxConfig, SailerxInput,
+};
 use crossomics_translators::{EpochRecord, TrainHistory, train};
 use ndarray::{Array2, ArrayView2};
 
@@ -24,6 +26,11 @@ pub struct Prepared {
     pub dataset: PairedDataset,
     /// binarized peaks
     pub atac: crossomics_data::Csr,
+    /// RNA after the value steps (normalized, log1p): the symmetric variant's RNA input
+    pub rna_values: crossomics_data::Csr,
+    /// the RNA decoder's confounders in the symmetric variant: standardized log RNA depth
+    /// and the batch one-hot when configured
+    pub rna_covariates: Array2<f32>,
     pub rna_pca: Array2<f32>,
     /// the `atac_lsi` step's scores, when the config has one
     pub atac_lsi: Option<Array2<f32>>,
@@ -53,6 +60,15 @@ pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
     let rna_depth = preprocess::library_sizes(&dataset.rna);
     let atac_depth = preprocess::library_sizes(&dataset.atac);
     let atac = t.atac;
+    let rna_values = t.rna;
+    let rna_covariates = covariates(
+        &CovariateConfig {
+            log_atac_depth: true,
+            ..cfg.covariates.clone()
+        },
+        &dataset,
+        &rna_depth,
+    )?;
     let covariates = covariates(&cfg.covariates, &dataset, &atac_depth)?;
     let cell_weights = sailerx_cell_weights(&rna_depth, &atac_depth)
         .into_iter()
@@ -63,6 +79,8 @@ pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
         fitted,
         dataset,
         atac,
+        rna_values,
+        rna_covariates,
         rna_pca,
         atac_lsi,
         covariates,
@@ -72,7 +90,8 @@ pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
     })
 }
 
-/// Standardized log depth and a batch one-hot, as configured.
+/// Standardized log depth and a batch one-hot, as configured (`log_atac_depth` switches
+/// the depth column on; `depth` is the ATAC depth, or the RNA depth for the RNA decoder).
 fn covariates(
     cfg: &CovariateConfig,
     data: &PairedDataset,
@@ -155,18 +174,34 @@ pub fn train_and_evaluate(
     tch::manual_seed(cfg.seed as i64);
     let ModelConfig::Sailerx(model_cfg) = &cfg.model;
     let groups = peak_groups(model_cfg, prep)?;
-    let model = Sailerx::with_groups(
-        model_cfg.clone(),
-        &groups,
-        prep.covariates.ncols(),
-        prep.rna_pca.ncols(),
-        device,
-    )?;
+    let model = if model_cfg.symmetric {
+        Sailerx::symmetric(
+            model_cfg.clone(),
+            &groups,
+            prep.covariates.ncols(),
+            prep.dataset.rna.ncols(),
+            prep.rna_covariates.ncols(),
+            device,
+        )?
+    } else {
+        Sailerx::with_groups(
+            model_cfg.clone(),
+            &groups,
+            prep.covariates.ncols(),
+            prep.rna_pca.ncols(),
+            device,
+        )?
+    };
     let input = SailerxInput {
         atac: &prep.atac,
         rna_pca: prep.rna_pca.view(),
         covariates: prep.covariates.view(),
         cell_weights: &prep.cell_weights,
+        rna: model_cfg.symmetric.then(|| RnaInput {
+            values: &prep.rna_values,
+            counts: &prep.dataset.rna,
+            covariates: prep.rna_covariates.view(),
+        }),
     };
     input.check()?;
     let started = Instant::now();
@@ -181,7 +216,7 @@ pub fn train_and_evaluate(
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
     let all: Vec<usize> = (0..n).collect();
-    let embedding = model.embed(&input, &all);
+    let embedding = model.embed(&input, &all)?;
 
     let mut rows = vec![score(
         cfg.model.kind(),

@@ -23,7 +23,8 @@ use crossomics_data::Csr;
 use crossomics_data::loader::{Loader, Prefetch, Source};
 use crossomics_encoders::{
     ChromGroups, ChromSplitConfig, ChromSplitDecoder, ChromSplitEncoder, CsrBatch, Decoder,
-    Encoder, Gaussian, GaussianEncoder, MlpConfig, MlpDecoder, SparseEncoder,
+    Dispersion, Encoder, Gaussian, GaussianEncoder, HeadConfig, HeadDecoder, Likelihood,
+    LikelihoodDecoder, LikelihoodKind, MeanLink, MlpConfig, MlpDecoder, SparseEncoder,
 };
 use crossomics_losses::{KlSchedule, alignment, kl, recon, similarity};
 use ndarray::{Array2, ArrayView2};
@@ -119,6 +120,13 @@ pub struct SailerxConfig {
     /// `chrom_split` only: compute the first layer from the CSR rows (cost ~ non-zeros)
     /// instead of the densified rows; the same function to rounding.
     pub sparse_input: bool,
+    /// The symmetric extension (SPEC.md §1, not in the paper): an RNA VAE beside the ATAC
+    /// one (MLP encoder on the normalized RNA with the `encoder` widths, negative binomial
+    /// decoder on the counts with the `decoder` widths, softmax mean times the library
+    /// size, per-gene dispersion, conditioned on the standardized log RNA depth), its own
+    /// KL and invariance terms, and the alignment between the two latent means instead of
+    /// against the RNA PCA. The embedding is then `[mu_atac, mu_rna]` (2 x latent_dim).
+    pub symmetric: bool,
 }
 
 impl Default for SailerxConfig {
@@ -142,6 +150,7 @@ impl Default for SailerxConfig {
             architecture: Architecture::Mlp,
             chrom_split: ChromSplitConfig::default(),
             sparse_input: true,
+            symmetric: false,
         }
     }
 }
@@ -191,6 +200,17 @@ impl SailerxConfig {
     }
 }
 
+/// The RNA side of the symmetric variant, rows the same cells as the ATAC.
+#[derive(Debug, Clone, Copy)]
+pub struct RnaInput<'a> {
+    /// What the RNA encoder reads (normalized, log1p), cells x genes.
+    pub values: &'a Csr,
+    /// What its negative binomial decoder reconstructs: raw counts, cells x genes.
+    pub counts: &'a Csr,
+    /// Confounders the RNA decoder is conditioned on (standardized log RNA depth, batch).
+    pub covariates: ArrayView2<'a, f32>,
+}
+
 /// What SAILERX trains on, all rows the same cells.
 #[derive(Debug, Clone, Copy)]
 pub struct SailerxInput<'a> {
@@ -202,6 +222,8 @@ pub struct SailerxInput<'a> {
     pub covariates: ArrayView2<'a, f32>,
     /// Per-cell alignment weights (all 1 to switch weighting off).
     pub cell_weights: &'a [f32],
+    /// The RNA VAE's input: required by `symmetric`, ignored otherwise.
+    pub rna: Option<RnaInput<'a>>,
 }
 
 impl SailerxInput<'_> {
@@ -212,7 +234,14 @@ impl SailerxInput<'_> {
             ("covariates", self.covariates.nrows()),
             ("cell weights", self.cell_weights.len()),
         ];
-        for (what, got) in rows {
+        let rna_rows = self.rna.iter().flat_map(|r| {
+            [
+                ("RNA values", r.values.nrows()),
+                ("RNA counts", r.counts.nrows()),
+                ("RNA covariates", r.covariates.nrows()),
+            ]
+        });
+        for (what, got) in rows.into_iter().chain(rna_rows) {
             if got != n {
                 return Err(ModelError::Input(format!(
                     "{what} has {got} rows, the ATAC matrix {n}"
@@ -229,6 +258,27 @@ impl SailerxInput<'_> {
             return Err(ModelError::Input(
                 "non-finite value in the RNA PCA, covariates or cell weights".into(),
             ));
+        }
+        if let Some(r) = &self.rna {
+            if r.values.ncols() != r.counts.ncols() {
+                return Err(ModelError::Input(format!(
+                    "RNA values have {} genes, RNA counts {}",
+                    r.values.ncols(),
+                    r.counts.ncols()
+                )));
+            }
+            if r.counts
+                .values()
+                .iter()
+                .any(|v| !(v.is_finite() && *v >= 0.0))
+                || r.values.values().iter().any(|v| !v.is_finite())
+                || r.covariates.iter().any(|v| !v.is_finite())
+            {
+                return Err(ModelError::Input(
+                    "RNA counts must be finite and non-negative, RNA values and covariates finite"
+                        .into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -252,6 +302,13 @@ impl AtacEncoder {
     }
 }
 
+/// The RNA VAE of the symmetric variant.
+#[derive(Debug)]
+struct RnaVae {
+    encoder: GaussianEncoder,
+    decoder: HeadDecoder,
+}
+
 /// The SAILERX integrator: an ATAC VAE with invariance and structural-similarity terms.
 #[derive(Debug)]
 pub struct Sailerx {
@@ -260,6 +317,8 @@ pub struct Sailerx {
     decoder: Box<dyn Decoder>,
     /// RNA PCA -> latent, for the `contrastive` and `hard` alignments.
     projection: Option<nn::Linear>,
+    /// The RNA VAE of the symmetric variant.
+    rna: Option<RnaVae>,
     config: SailerxConfig,
 }
 
@@ -283,9 +342,83 @@ impl Sailerx {
         )
     }
 
+    /// The symmetric variant's model: [`Sailerx::with_groups`] plus an RNA VAE over
+    /// `n_genes` genes whose decoder takes `n_rna_covariates` confounders.
+    pub fn symmetric(
+        config: SailerxConfig,
+        groups: &ChromGroups,
+        n_covariates: usize,
+        n_genes: usize,
+        n_rna_covariates: usize,
+        device: Device,
+    ) -> Result<Self> {
+        if !config.symmetric {
+            return Err(ModelError::Parameter {
+                name: "model.symmetric",
+                reason: "false, but an RNA VAE was asked for".into(),
+            });
+        }
+        if n_genes == 0 {
+            return Err(ModelError::Parameter {
+                name: "model.symmetric",
+                reason: "the RNA VAE needs at least one gene".into(),
+            });
+        }
+        let mut model = Self::build(config, groups, n_covariates, 0, device)?;
+        let root = model.vs.root();
+        let head = HeadConfig {
+            likelihood: LikelihoodKind::Nb,
+            mean: MeanLink::Softmax,
+            dispersion: Dispersion::Feature,
+            ..HeadConfig::default()
+        };
+        let latent = model.config.latent_dim;
+        let decoder = HeadDecoder::new(
+            &(&root / "rna_decoder"),
+            latent,
+            n_rna_covariates as i64,
+            n_genes as i64,
+            &model.config.decoder,
+            &head,
+        )
+        .map_err(|e| ModelError::Parameter {
+            name: "model.decoder",
+            reason: e.to_string(),
+        })?;
+        model.rna = Some(RnaVae {
+            encoder: GaussianEncoder::new(
+                &(&root / "rna_encoder"),
+                n_genes as i64,
+                0,
+                latent,
+                &model.config.encoder,
+            ),
+            decoder,
+        });
+        Ok(model)
+    }
+
     /// A model whose peaks fall into `groups` (chromosomes; `ChromSplitConfig::groups`
     /// builds them from peak names); the `mlp` architecture only uses their number.
+    /// `symmetric` configs are built by [`Sailerx::symmetric`].
     pub fn with_groups(
+        config: SailerxConfig,
+        groups: &ChromGroups,
+        n_covariates: usize,
+        n_pcs: usize,
+        device: Device,
+    ) -> Result<Self> {
+        if config.symmetric {
+            return Err(ModelError::Parameter {
+                name: "model.symmetric",
+                reason: "true: build the model with `Sailerx::symmetric` (it needs the genes)"
+                    .into(),
+            });
+        }
+        Self::build(config, groups, n_covariates, n_pcs, device)
+    }
+
+    fn build(
         config: SailerxConfig,
         groups: &ChromGroups,
         n_covariates: usize,
@@ -340,7 +473,7 @@ impl Sailerx {
                 ),
             ),
         };
-        let projection = config.alignment.projects().then(|| {
+        let projection = (config.alignment.projects() && !config.symmetric).then(|| {
             nn::linear(
                 &root / "rna_projection",
                 n_pcs as i64,
@@ -353,6 +486,7 @@ impl Sailerx {
             encoder,
             decoder,
             projection,
+            rna: None,
             config,
         })
     }
@@ -393,11 +527,11 @@ impl Sailerx {
         weights: Option<&Tensor>,
         mean: bool,
     ) -> Option<Tensor> {
-        let project = |p: &Tensor| {
-            self.projection
-                .as_ref()
-                .expect("built for projecting alignments")
-                .forward(p)
+        // the RNA PCA is mapped into the latent space; the symmetric variant's RNA latent
+        // is already there
+        let project = |p: &Tensor| match &self.projection {
+            Some(linear) => linear.forward(p),
+            None => p.shallow_clone(),
         };
         let tau = self.config.temperature;
         Some(match self.config.alignment {
@@ -415,24 +549,42 @@ impl Sailerx {
 
     /// The latent means of `cells` (the embedding used downstream), in evaluation mode.
     /// The next chunk of 1,024 cells is densified on a background thread meanwhile.
-    pub fn embed(&self, input: &SailerxInput<'_>, cells: &[usize]) -> Array2<f32> {
+    /// The symmetric variant gives `[mu_atac, mu_rna]`, 2 x `latent_dim` columns.
+    pub fn embed(&self, input: &SailerxInput<'_>, cells: &[usize]) -> Result<Array2<f32>> {
         const CHUNK: usize = 1024;
         let device = self.vs.device();
-        let mut out = Array2::<f32>::zeros((cells.len(), self.config.latent_dim as usize));
-        let loader = Loader::new([Source::new(input.atac)]).expect("one source is valid");
+        let d = self.config.latent_dim as usize;
+        let mut sources = vec![Source::new(input.atac)];
+        if self.rna.is_some() {
+            sources.push(Source::new(self.rna_input(input)?.values));
+        }
+        let mut out = Array2::<f32>::zeros((cells.len(), d * sources.len()));
+        let loader = Loader::new(sources).map_err(|e| ModelError::Input(e.to_string()))?;
         let chunks = cells.chunks(CHUNK).map(<[usize]>::to_vec);
         tch::no_grad(|| {
             loader.run(chunks, Prefetch::Background, |loaded| {
                 for batch in loaded {
+                    let start = batch.index() * CHUNK;
+                    let rows = start..start + batch.len();
                     let x = tensor::from_dense_rows(batch.dense(0).expect("dense source"), device);
                     let mu = tensor::to_array(&self.encoder.encode(&x, None, false).mu);
-                    let start = batch.index() * CHUNK;
-                    out.slice_mut(ndarray::s![start..start + batch.len(), ..])
-                        .assign(&mu);
+                    out.slice_mut(ndarray::s![rows.clone(), ..d]).assign(&mu);
+                    if let Some(rna) = &self.rna {
+                        let r = tensor::from_dense_rows(batch.dense(1).expect("dense"), device);
+                        let mu = tensor::to_array(&rna.encoder.encode(&r, None, false).mu);
+                        out.slice_mut(ndarray::s![rows, d..]).assign(&mu);
+                    }
                 }
             })
         });
-        out
+        Ok(out)
+    }
+
+    /// The RNA input the symmetric variant needs.
+    fn rna_input<'a>(&self, input: &SailerxInput<'a>) -> Result<RnaInput<'a>> {
+        input.rna.ok_or_else(|| {
+            ModelError::Input("model.symmetric needs the RNA values and counts".into())
+        })
     }
 
     /// Saves the weights as safetensors (PyTorch-compatible names), atomically.
@@ -457,6 +609,46 @@ impl Sailerx {
     }
 }
 
+/// One minibatch through the RNA VAE.
+struct RnaPass {
+    q: Gaussian,
+    counts: Tensor,
+    /// `-sum log NB(counts; mu, theta)` over the batch.
+    nb_sum: Tensor,
+}
+
+impl Sailerx {
+    fn rna_pass(
+        &self,
+        vae: &RnaVae,
+        input: &SailerxInput<'_>,
+        batch: &Minibatch<'_>,
+        train: bool,
+    ) -> Result<RnaPass> {
+        let device = self.vs.device();
+        let rna = self.rna_input(input)?;
+        let rows = |source: usize, m: &Csr| match batch.dense(source) {
+            Some(rows) => tensor::from_dense_rows(rows, device),
+            None => tensor::rows_of_csr(m, batch.cells, device),
+        };
+        let values = rows(1, rna.values);
+        let counts = rows(2, rna.counts);
+        let covariates = tensor::rows_of_array(rna.covariates, batch.cells, device);
+        let q = vae.encoder.encode(&values, None, train);
+        let z = q.sample(train);
+        let library = counts.sum_dim_intlist(1, false, counts.kind());
+        let nb_sum =
+            match vae
+                .decoder
+                .decode_likelihood(&z, Some(&covariates), Some(&library), train)
+            {
+                Likelihood::Nb { mu, theta } => recon::nb_sum(&mu, &theta, &counts),
+                other => unreachable!("the RNA decoder is built with an NB head, not {other:?}"),
+            };
+        Ok(RnaPass { q, counts, nb_sum })
+    }
+}
+
 impl Trainable for Sailerx {
     type Input<'a> = SailerxInput<'a>;
 
@@ -466,8 +658,14 @@ impl Trainable for Sailerx {
 
     /// The binarized peaks, densified ahead by the training loop (the reconstruction
     /// target), and as CSR rows too for a sparse first layer.
+    /// The symmetric variant adds the RNA values (source 1) and counts (source 2).
     fn sources<'a>(&self, input: &Self::Input<'a>) -> Vec<Source<'a>> {
-        vec![Source::new(input.atac).with_sparse(self.sparse_input())]
+        let mut sources = vec![Source::new(input.atac).with_sparse(self.sparse_input())];
+        if let (Some(_), Some(rna)) = (&self.rna, &input.rna) {
+            sources.push(Source::new(rna.values));
+            sources.push(Source::new(rna.counts));
+        }
+        sources
     }
 
     fn loss(
@@ -483,9 +681,17 @@ impl Trainable for Sailerx {
             Some(rows) => tensor::from_dense_rows(rows, device),
             None => tensor::rows_of_csr(input.atac, cells, device),
         };
-        let p = tensor::rows_of_array(input.rna_pca, cells, device);
         let c = tensor::rows_of_array(input.covariates, cells, device);
         let gamma = self.config.alignment_weight;
+        // the symmetric variant's RNA VAE: its latent replaces the RNA PCA as the target
+        let rna = match &self.rna {
+            Some(vae) => Some(self.rna_pass(vae, input, batch, train)?),
+            None => None,
+        };
+        let p = match &rna {
+            Some(r) => r.q.mu.shallow_clone(),
+            None => tensor::rows_of_array(input.rna_pca, cells, device),
+        };
 
         let csr = batch
             .sparse(0)
@@ -508,6 +714,11 @@ impl Trainable for Sailerx {
             let bce = recon::bernoulli_mean(&logits, &x);
             let mut parts = vec![("recon", bce.shallow_clone())];
             let mut total = bce;
+            if let Some(r) = &rna {
+                let nb = &r.nb_sum / r.counts.numel() as f64;
+                total += &nb;
+                parts.push(("rna_recon", nb));
+            }
             if let Some(align) = self.alignment(&p, &q.mu, None, true) {
                 total += &align * gamma;
                 parts.push(("align", align));
@@ -524,6 +735,16 @@ impl Trainable for Sailerx {
         let inv = kl::invariance(&q.mu, &q.logvar);
         let mut total = &kl * w_kl + &bce + &inv * (w_kl * self.config.invariance_weight);
         let mut parts = vec![("kl", kl), ("recon", bce), ("invariance", inv)];
+        if let Some(r) = rna {
+            let kl = kl::standard_normal(&r.q.mu, &r.q.logvar);
+            let inv = kl::invariance(&r.q.mu, &r.q.logvar);
+            total += &kl * w_kl + &r.nb_sum + &inv * (w_kl * self.config.invariance_weight);
+            parts.extend([
+                ("rna_kl", kl),
+                ("rna_recon", r.nb_sum),
+                ("rna_invariance", inv),
+            ]);
+        }
         if let Some(align) = self.alignment(&p, &q.mu, weights.as_ref(), false) {
             total += &align * gamma;
             parts.push(("align", align));
@@ -572,6 +793,7 @@ mod tests {
             rna_pca: pca.view(),
             covariates: cov.view(),
             cell_weights: &w,
+            rna: None,
         };
         input.check().unwrap();
         let cfg = SailerxConfig {
@@ -602,7 +824,7 @@ mod tests {
         let first = h.epochs[3].val_loss.unwrap();
         let last = h.epochs.last().unwrap().val_loss.unwrap();
         assert!(last < first, "validation loss {first} -> {last}");
-        let z = model.embed(&input, &cells);
+        let z = model.embed(&input, &cells).unwrap();
         assert_eq!(z.dim(), (64, 4));
         // nearest neighbour (Euclidean) of each cell is in its own group for most cells
         let mut agree = 0;
@@ -631,6 +853,7 @@ mod tests {
             rna_pca: pca.view(),
             covariates: cov.view(),
             cell_weights: &w,
+            rna: None,
         };
         let cells: Vec<usize> = (0..32).collect();
         for alignment in [
@@ -705,6 +928,7 @@ mod tests {
             rna_pca: pca.view(),
             covariates: cov.view(),
             cell_weights: &w,
+            rna: None,
         };
         // three chromosomes of 10 peaks
         let chroms: Vec<String> = (0..30).map(|j| format!("chr{}", j / 10 + 1)).collect();
@@ -776,7 +1000,7 @@ mod tests {
         let first = h.epochs[2].val_loss.unwrap();
         let last = h.epochs.last().unwrap().val_loss.unwrap();
         assert!(last < first, "validation loss {first} -> {last}");
-        assert_eq!(model.embed(&input, &all).dim(), (48, 4));
+        assert_eq!(model.embed(&input, &all).unwrap().dim(), (48, 4));
         // too few groups' widths is a parameter error naming the key
         let bad = SailerxConfig {
             architecture: Architecture::ChromSplit,
@@ -825,6 +1049,114 @@ mod tests {
         assert_eq!(cfg.kl_schedule, KlAnnealing::Linear);
     }
 
+    /// RNA counts for the toy cells: the two groups express different halves of the genes.
+    fn toy_rna(n: usize, genes: usize) -> (Csr, Csr, Array2<f32>) {
+        let mut coo = CooMatrix::new(n, genes);
+        for i in 0..n {
+            for j in 0..genes {
+                let high = (j < genes / 2) == (i % 2 == 0);
+                let count = if high { 3 + (i + j) % 4 } else { (i * j) % 2 };
+                if count > 0 {
+                    coo.push(i, j, count as f32);
+                }
+            }
+        }
+        let counts = CsrMatrix::from(&coo);
+        let mut values = counts.clone();
+        for v in values.values_mut() {
+            *v = v.ln_1p();
+        }
+        let cov = Array2::from_shape_fn((n, 1), |(i, _)| (i % 3) as f32 - 1.0);
+        (values, counts, cov)
+    }
+
+    #[test]
+    fn the_symmetric_variant_trains_an_rna_vae_and_embeds_both_latents() {
+        let (atac, pca, cov, w) = toy(48, 20);
+        let (values, counts, rna_cov) = toy_rna(48, 12);
+        let mut input = SailerxInput {
+            atac: &atac,
+            rna_pca: pca.view(),
+            covariates: cov.view(),
+            cell_weights: &w,
+            rna: Some(RnaInput {
+                values: &values,
+                counts: &counts,
+                covariates: rna_cov.view(),
+            }),
+        };
+        input.check().unwrap();
+        let cfg = SailerxConfig {
+            latent_dim: 3,
+            symmetric: true,
+            alignment_weight: 10.0,
+            ..Default::default()
+        };
+        let groups = ChromGroups::single(20);
+        // built only through `symmetric`, which needs genes
+        let err = Sailerx::with_groups(cfg.clone(), &groups, 1, 3, Device::Cpu).unwrap_err();
+        assert!(err.to_string().contains("model.symmetric"), "{err}");
+        assert!(Sailerx::symmetric(cfg.clone(), &groups, 1, 0, 1, Device::Cpu).is_err());
+        tch::manual_seed(0);
+        let model = Sailerx::symmetric(cfg, &groups, 1, 12, 1, Device::Cpu).unwrap();
+        let all: Vec<usize> = (0..48).collect();
+        let opts = TrainOptions {
+            epochs: 40,
+            warmup_epochs: 2,
+            batch_size: 16,
+            lr: 1e-2,
+            ..Default::default()
+        };
+        let h = fit(
+            &model,
+            &input,
+            &all[..36],
+            &all[36..],
+            &opts,
+            0,
+            &mut |_| {},
+        )
+        .unwrap();
+        let last = h.epochs.last().unwrap();
+        for part in ["rna_kl", "rna_recon", "rna_invariance", "align", "recon"] {
+            assert!(
+                last.train.iter().any(|(k, v)| k == part && v.is_finite()),
+                "{part} in {:?}",
+                last.train
+            );
+        }
+        assert!(
+            last.val_loss.unwrap() < h.epochs[2].val_loss.unwrap(),
+            "validation loss falls"
+        );
+        let z = model.embed(&input, &all).unwrap();
+        assert_eq!(z.dim(), (48, 6), "[mu_atac, mu_rna]");
+        // the RNA half separates the two expression groups: nearest neighbours agree
+        let rna_half = z.slice(ndarray::s![.., 3..]);
+        let agree = (0..48)
+            .filter(|&i| {
+                let nn = (0..48)
+                    .filter(|&j| j != i)
+                    .min_by(|&a, &b| {
+                        let d = |j: usize| -> f32 {
+                            (&rna_half.row(i) - &rna_half.row(j)).mapv(|v| v * v).sum()
+                        };
+                        d(a).total_cmp(&d(b))
+                    })
+                    .unwrap();
+                nn % 2 == i % 2
+            })
+            .count();
+        assert!(
+            agree >= 40,
+            "{agree}/48 RNA-latent neighbours in the same group"
+        );
+        // without its RNA input the symmetric model says what is missing
+        input.rna = None;
+        let err = model.embed(&input, &all).unwrap_err().to_string();
+        assert!(err.contains("RNA values and counts"), "{err}");
+    }
+
     #[test]
     fn save_and_load_round_trip() {
         let (atac, pca, cov, w) = toy(16, 10);
@@ -833,6 +1165,7 @@ mod tests {
             rna_pca: pca.view(),
             covariates: cov.view(),
             cell_weights: &w,
+            rna: None,
         };
         let cfg = SailerxConfig {
             latent_dim: 3,
@@ -844,9 +1177,15 @@ mod tests {
         a.save(&path).unwrap();
         let mut b = Sailerx::new(cfg, 10, 1, 3, Device::Cpu).unwrap();
         let cells: Vec<usize> = (0..16).collect();
-        assert_ne!(a.embed(&input, &cells), b.embed(&input, &cells));
+        assert_ne!(
+            a.embed(&input, &cells).unwrap(),
+            b.embed(&input, &cells).unwrap()
+        );
         b.load(&path).unwrap();
-        assert_eq!(a.embed(&input, &cells), b.embed(&input, &cells));
+        assert_eq!(
+            a.embed(&input, &cells).unwrap(),
+            b.embed(&input, &cells).unwrap()
+        );
         let missing = b
             .load(&dir.path().join("none.safetensors"))
             .unwrap_err()
@@ -863,6 +1202,7 @@ mod tests {
             rna_pca: pca.view(),
             covariates: cov.view(),
             cell_weights: short,
+            rna: None,
         };
         assert!(
             input
