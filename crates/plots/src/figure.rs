@@ -227,7 +227,7 @@ pub fn metric_bars(
                 .caption(metric.as_str(), ("sans-serif", 18))
                 .margin(8)
                 .x_label_area_size(25)
-                .y_label_area_size(300)
+                .y_label_area_size(360)
                 .build_cartesian_2d((lo - pad)..(hi + pad), 0f64..n as f64)
                 .map_err(|e| draw_err(path, e))?;
             let label_of = |y: &f64| {

@@ -759,31 +759,49 @@ fn table_plot(path: &Path, dir: &Path, aggs: &[table::Aggregate]) -> Result<()> 
             }
         }
     }
-    let rows: Vec<(String, Vec<(f64, f64)>)> = aggs
-        .iter()
-        .map(|a| {
-            let label = if a.variant.is_empty() {
-                a.method.clone()
-            } else {
-                format!("{} {}", a.method, a.variant)
-            };
-            let values = metrics
-                .iter()
-                .map(|m| {
-                    a.metrics
-                        .iter()
-                        .find(|(k, _, _)| k == m)
-                        .map_or((f64::NAN, f64::NAN), |(_, mean, std)| (*mean, *std))
-                })
-                .collect();
-            (label, values)
-        })
-        .collect();
+    let mut rows: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for a in aggs {
+        let values: Vec<(f64, f64)> = metrics
+            .iter()
+            .map(|m| {
+                a.metrics
+                    .iter()
+                    .find(|(k, _, _)| k == m)
+                    .map_or((f64::NAN, f64::NAN), |(_, mean, std)| (*mean, *std))
+            })
+            .collect();
+        // an input baseline scores the same in every model variant: draw it once
+        let same = |(m, v): &(String, Vec<(f64, f64)>)| m.starts_with(&a.method) && *v == values;
+        if a.method.ends_with("(input)") && rows.iter().any(same) {
+            continue;
+        }
+        let first_input =
+            a.method.ends_with("(input)") && !rows.iter().any(|(m, _)| m.starts_with(&a.method));
+        let label = if first_input {
+            a.method.clone()
+        } else {
+            plot_label(&a.method, &a.variant)
+        };
+        rows.push((label, values));
+    }
     let title = dir
         .file_name()
         .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into());
     crossomics_plots::metric_bars(path, &title, &metrics, &rows)
         .with_context(|| format!("drawing {}", path.display()))
+}
+
+/// `method (value, value, ...)`: a variant's swept values without their keys, so that the
+/// label fits beside a bar.
+fn plot_label(method: &str, variant: &str) -> String {
+    if variant.is_empty() {
+        return method.to_string();
+    }
+    let values: Vec<&str> = variant
+        .split(',')
+        .map(|kv| kv.rsplit('=').next().unwrap_or(kv).trim_matches('"'))
+        .collect();
+    format!("{method} ({})", values.join(", "))
 }
 
 /// The embedding as AnnData for scanpy users: the cells' metadata plus a `split` column
@@ -985,6 +1003,18 @@ fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plot_labels_keep_the_swept_values() {
+        assert_eq!(plot_label("sailerx", ""), "sailerx");
+        assert_eq!(
+            plot_label(
+                "sailerx",
+                "alignment=\"hard\",alignment_weight=100.0,symmetric=false"
+            ),
+            "sailerx (hard, 100.0, false)"
+        );
+    }
 
     #[test]
     fn progress_lines_round_trip_and_other_lines_are_not_progress() {
