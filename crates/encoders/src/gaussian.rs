@@ -17,6 +17,16 @@ impl Gaussian {
     /// Reparameterised sample `mu + exp(logvar / 2) * eps` in training, the mean otherwise.
     /// (The published SAILERX code samples with std = exp(logvar), inconsistent with its
     /// KL term; this uses the standard deviation the KL assumes.)
+    /// The published SAILERX sampling, `mu + exp(logvar) * eps` in training (std =
+    /// variance), for `faithful = true` reproductions only.
+    pub fn sample_published(&self, train: bool) -> Tensor {
+        if train {
+            &self.mu + self.logvar.exp() * self.mu.randn_like()
+        } else {
+            self.mu.shallow_clone()
+        }
+    }
+
     pub fn sample(&self, train: bool) -> Tensor {
         if train {
             &self.mu + (&self.logvar * 0.5).exp() * self.mu.randn_like()
@@ -105,6 +115,21 @@ mod tests {
     use super::*;
     use crate::Decoder;
     use tch::{Device, Kind};
+
+    #[test]
+    fn samples_have_the_kl_std_and_the_published_quirk_the_variance() {
+        tch::manual_seed(0);
+        // variance 4: std 2 (correct), exp(logvar) = 4 (the published code)
+        let q = Gaussian {
+            mu: Tensor::zeros([200_000, 1], (Kind::Float, Device::Cpu)),
+            logvar: Tensor::full([200_000, 1], 4f64.ln(), (Kind::Float, Device::Cpu)),
+        };
+        let std = |t: Tensor| t.std(true).double_value(&[]);
+        assert!((std(q.sample(true)) - 2.0).abs() < 0.02);
+        assert!((std(q.sample_published(true)) - 4.0).abs() < 0.04);
+        assert_eq!(std(q.sample(false)), 0.0, "the mean outside training");
+        assert_eq!(std(q.sample_published(false)), 0.0);
+    }
 
     #[test]
     fn encoder_and_decoder_shapes_with_covariates() {

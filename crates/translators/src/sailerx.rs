@@ -127,6 +127,9 @@ pub struct SailerxConfig {
     /// KL and invariance terms, and the alignment between the two latent means instead of
     /// against the RNA PCA. The embedding is then `[mu_atac, mu_rna]` (2 x latent_dim).
     pub symmetric: bool,
+    /// Reproduce the published code's quirk (SPEC.md §1): the reparameterised sample uses
+    /// std = exp(logvar) while the KL assumes exp(logvar / 2). Off: the correct sampling.
+    pub faithful: bool,
 }
 
 impl Default for SailerxConfig {
@@ -151,6 +154,7 @@ impl Default for SailerxConfig {
             chrom_split: ChromSplitConfig::default(),
             sparse_input: true,
             symmetric: false,
+            faithful: false,
         }
     }
 }
@@ -707,7 +711,11 @@ impl Trainable for Sailerx {
             .transpose()
             .map_err(|e| ModelError::Input(format!("ATAC minibatch: {e}")))?;
         let q = self.encoder.encode(&x, csr.as_ref(), train);
-        let z = q.sample(train);
+        let z = if self.config.faithful {
+            q.sample_published(train)
+        } else {
+            q.sample(train)
+        };
         let logits = self.decoder.decode(&z, Some(&c), train);
 
         if ctx.warmup {
