@@ -136,6 +136,21 @@ enum Cmd {
     /// Aggregate the finished runs of an experiment folder (`runs/<name>`) into the
     /// benchmark table: mean ± std over seeds per method and variant.
     Table { dir: PathBuf },
+    /// Embed new data with a finished run's saved model: its fitted preprocessing is
+    /// replayed on the data (genes matched by name, peaks by interval; missing features
+    /// are zero and reported), and the latent means are written as h5ad (`obsm`).
+    Embed {
+        /// A finished run folder (config.resolved.toml, preprocessing.json,
+        /// model.safetensors, model.json).
+        run: PathBuf,
+        /// The data: a plain-layout folder, an `.h5mu` file, or a TOML file with a
+        /// `[dataset]` table (any format of the config schema).
+        #[arg(long)]
+        data: PathBuf,
+        /// Output `.h5ad`.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Download a public paired dataset (resumable, checksums verified where published);
     /// without a name, list the known datasets.
     Fetch {
@@ -295,6 +310,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Table { dir } => print_table(&dir),
+        Cmd::Embed { run, data, out } => embed(&run, &data, &out),
         Cmd::Fetch {
             name,
             dir,
@@ -749,6 +765,127 @@ fn print_table(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The dataset `--data` names: a plain folder, an `.h5mu` file or a TOML `[dataset]`.
+fn dataset_at(path: &Path) -> Result<crossomics_data::PairedDataset> {
+    use crossomics_data::config::DatasetConfig;
+    let text_config = |text: String, base: &Path| -> Result<_> {
+        let cfg: DatasetConfig = toml::from_str(&text)
+            .with_context(|| format!("{}: not a dataset description", path.display()))?;
+        cfg.load(base)
+            .with_context(|| format!("loading {}", path.display()))
+    };
+    let quoted = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
+    if path.is_dir() {
+        return text_config(
+            format!("format = \"plain\"\npath = {}", quoted(path)),
+            Path::new("."),
+        );
+    }
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("h5mu") => text_config(
+            format!("format = \"h5mu\"\npath = {}", quoted(path)),
+            Path::new("."),
+        ),
+        Some("toml") => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let table: toml::Table =
+                toml::from_str(&text).with_context(|| format!("{}: not TOML", path.display()))?;
+            let dataset = table
+                .get("dataset")
+                .with_context(|| format!("{}: no [dataset] table", path.display()))?;
+            text_config(
+                toml::to_string(dataset)?,
+                path.parent().unwrap_or(Path::new(".")),
+            )
+        }
+        _ => anyhow::bail!(
+            "{}: expected a plain-layout folder, an .h5mu file or a .toml with a [dataset] table",
+            path.display()
+        ),
+    }
+}
+
+/// `crossomics embed`: a saved model's latent means of new data.
+fn embed(run_dir: &Path, data: &Path, out: &Path) -> Result<()> {
+    use crossomics_data::fitted::FittedPreprocessing;
+    use crossomics_translators::sailerx::{RnaInput, SailerxInput};
+    let file = |name: &str| -> Result<PathBuf> {
+        let p = run_dir.join(name);
+        anyhow::ensure!(
+            p.is_file(),
+            "{}: missing {name} (is this a finished run folder saved with output.checkpoint = true?)",
+            run_dir.display()
+        );
+        Ok(p)
+    };
+    let cfg = crossomics_runner::config::parse(
+        &std::fs::read_to_string(file("config.resolved.toml")?)?,
+        &file("config.resolved.toml")?.display().to_string(),
+    )?;
+    let fitted = FittedPreprocessing::load(&file("preprocessing.json")?)?;
+    let dims: pipeline::ModelDims = serde_json::from_str(&std::fs::read_to_string(file(
+        "model.json",
+    )?)?)
+    .with_context(|| format!("{}: not a model.json", run_dir.join("model.json").display()))?;
+    let dataset = dataset_at(data)?;
+    let t = fitted
+        .apply(&dataset)
+        .with_context(|| format!("preprocessing {} as the run did", data.display()))?;
+    let c = &t.coverage;
+    eprintln!(
+        "coverage: {} of {} model genes and {} of {} model peaks found in {} (missing ones are zero)",
+        c.genes_found,
+        c.genes_total,
+        c.peaks_found,
+        c.peaks_total,
+        data.display()
+    );
+    let peaks = fitted
+        .peaks
+        .iter()
+        .map(|p| crossomics_data::Peak::parse(p).map(|p| p.chrom))
+        .collect::<std::result::Result<Vec<String>, String>>()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.join("preprocessing.json").display()))?;
+    let crossomics_runner::config::ModelConfig::Sailerx(model_cfg) = &cfg.model;
+    let device = cfg.training.device.resolve()?;
+    let mut model = pipeline::build_model(model_cfg, &dims, &peaks, device)?;
+    model.load(&file("model.safetensors")?)?;
+    let n = t.dataset.n_cells();
+    // the encoders read only the peaks (and the RNA values): the rest is unused here
+    let pca = ndarray::Array2::<f32>::zeros((n, dims.n_pcs));
+    let cov = ndarray::Array2::<f32>::zeros((n, 0));
+    let weights = vec![1.0f32; n];
+    let input = SailerxInput {
+        atac: &t.atac,
+        rna_pca: pca.view(),
+        covariates: cov.view(),
+        cell_weights: &weights,
+        rna: model_cfg.symmetric.then(|| RnaInput {
+            values: &t.rna,
+            counts: &t.dataset.rna,
+            covariates: cov.view(),
+        }),
+    };
+    let cells: Vec<usize> = (0..n).collect();
+    let embedding = model.embed(&input, &cells)?;
+    let key = format!("X_{}", cfg.model.kind());
+    crossomics_data::h5ad::write(
+        out,
+        None,
+        &t.dataset.cells,
+        &[],
+        &[(key.as_str(), embedding.view())],
+    )?;
+    println!(
+        "{} cells embedded ({} dimensions) into {} (obsm[\"{key}\"])",
+        n,
+        embedding.ncols(),
+        out.display()
+    );
+    Ok(())
+}
+
 /// `table.png`: the aggregated table as bars (mean, with mean ± std over seeds).
 fn table_plot(path: &Path, dir: &Path, aggs: &[table::Aggregate]) -> Result<()> {
     let mut metrics: Vec<String> = Vec::new();
@@ -961,6 +1098,7 @@ fn execute(
     prep.fitted.save(&run.path("preprocessing.json"))?;
     if cfg.output.checkpoint {
         outcome.model.save(&run.path("model.safetensors"))?;
+        run.write_json("model.json", &pipeline::ModelDims::of(&prep))?;
     }
     let (git_commit, git_dirty) = rundir::git_state();
     run.write_json(

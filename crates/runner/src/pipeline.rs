@@ -173,25 +173,21 @@ pub fn train_and_evaluate(
     let device = cfg.training.device.resolve()?;
     tch::manual_seed(cfg.seed as i64);
     let ModelConfig::Sailerx(model_cfg) = &cfg.model;
-    let groups = peak_groups(model_cfg, prep)?;
-    let model = if model_cfg.symmetric {
-        Sailerx::symmetric(
-            model_cfg.clone(),
-            &groups,
-            prep.covariates.ncols(),
-            prep.dataset.rna.ncols(),
-            prep.rna_covariates.ncols(),
-            device,
-        )?
-    } else {
-        Sailerx::with_groups(
-            model_cfg.clone(),
-            &groups,
-            prep.covariates.ncols(),
-            prep.rna_pca.ncols(),
-            device,
-        )?
-    };
+    let peaks: Vec<&str> = prep
+        .dataset
+        .peaks
+        .iter()
+        .map(|p| p.chrom.as_str())
+        .collect();
+    if peaks.len() != prep.atac.ncols() {
+        bail!(
+            "{} peak intervals for {} ATAC columns",
+            peaks.len(),
+            prep.atac.ncols()
+        );
+    }
+    let dims = ModelDims::of(prep);
+    let model = build_model(model_cfg, &dims, &peaks, device)?;
     let input = SailerxInput {
         atac: &prep.atac,
         rna_pca: prep.rna_pca.view(),
@@ -254,22 +250,53 @@ pub fn train_and_evaluate(
     })
 }
 
-/// The peaks' chromosome groups for a `chrom_split` model (one group otherwise).
-fn peak_groups(model: &SailerxConfig, prep: &Prepared) -> Result<ChromGroups> {
-    if model.architecture != Architecture::ChromSplit {
-        return Ok(ChromGroups::single(prep.atac.ncols()));
+/// The input widths a model was built with, saved beside its weights (`model.json`) so
+/// that a saved model can be rebuilt to embed new data.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ModelDims {
+    pub n_covariates: usize,
+    pub n_pcs: usize,
+    pub n_genes: usize,
+    pub n_rna_covariates: usize,
+}
+
+impl ModelDims {
+    pub fn of(prep: &Prepared) -> Self {
+        Self {
+            n_covariates: prep.covariates.ncols(),
+            n_pcs: prep.rna_pca.ncols(),
+            n_genes: prep.dataset.rna.ncols(),
+            n_rna_covariates: prep.rna_covariates.ncols(),
+        }
     }
-    let peaks = &prep.dataset.peaks;
-    if peaks.len() != prep.atac.ncols() {
-        bail!(
-            "{} peak intervals for {} ATAC columns",
-            peaks.len(),
-            prep.atac.ncols()
-        );
-    }
-    let chroms: Vec<&str> = peaks.iter().map(|p| p.chrom.as_str()).collect();
-    ChromGroups::from_chromosomes(&chroms, model.chrom_split.min_peaks_per_group)
-        .context("grouping the peaks by chromosome for model.architecture = \"chrom_split\"")
+}
+
+/// The configured model for peaks on chromosomes `peak_chroms` (one entry per ATAC
+/// column; a `chrom_split` model groups them, an `mlp` one counts them).
+pub fn build_model<S: AsRef<str>>(
+    cfg: &SailerxConfig,
+    dims: &ModelDims,
+    peak_chroms: &[S],
+    device: tch::Device,
+) -> Result<Sailerx> {
+    let groups = if cfg.architecture == Architecture::ChromSplit {
+        ChromGroups::from_chromosomes(peak_chroms, cfg.chrom_split.min_peaks_per_group)
+            .context("grouping the peaks by chromosome for model.architecture = \"chrom_split\"")?
+    } else {
+        ChromGroups::single(peak_chroms.len())
+    };
+    Ok(if cfg.symmetric {
+        Sailerx::symmetric(
+            cfg.clone(),
+            &groups,
+            dims.n_covariates,
+            dims.n_genes,
+            dims.n_rna_covariates,
+            device,
+        )?
+    } else {
+        Sailerx::with_groups(cfg.clone(), &groups, dims.n_covariates, dims.n_pcs, device)?
+    })
 }
 
 /// The columns of `blocks` side by side, each block scaled to unit total variance so that

@@ -118,6 +118,55 @@ fn run_writes_a_complete_reproducible_run_directory() {
         "header + one line per epoch"
     );
 
+    // the saved model embeds data again: the bundled sample's plain folder through the
+    // saved preprocessing gives back the run's own embedding
+    assert!(run.join("model.json").is_file());
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/data/bmmc_multiome_starter");
+    let o = crossomics(
+        &[
+            "embed",
+            run.to_str().unwrap(),
+            "--data",
+            sample.to_str().unwrap(),
+            "--out",
+            "again.h5ad",
+        ],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("600 of 600 model peaks") || text(&o).contains("model peaks found"),
+        "{}",
+        text(&o)
+    );
+    let again =
+        crossomics_data::h5ad::read_obsm(&tmp.path().join("again.h5ad"), "X_sailerx").unwrap();
+    let saved: ndarray::Array2<f32> = ndarray_npy::read_npy(run.join("embedding.npy")).unwrap();
+    assert_eq!(again.dim(), saved.dim());
+    let worst = again
+        .iter()
+        .zip(saved.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "embedding differs by {worst}");
+    let o = crossomics(
+        &[
+            "embed",
+            run.to_str().unwrap(),
+            "--data",
+            "nowhere.csv",
+            "--out",
+            "x.h5ad",
+        ],
+        tmp.path(),
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("nowhere.csv"),
+        "{}",
+        text(&o)
+    );
+    assert!(!tmp.path().join("x.h5ad").exists());
+
     // a second run with the same config is skipped; --force redoes it
     let o = crossomics(&args, tmp.path());
     assert!(
