@@ -167,7 +167,30 @@ enum Cmd {
     },
 }
 
+/// Keeps freed memory in the process heap for reuse (glibc): a training step allocates
+/// and frees tensors of tens of MB (a batch x peaks), which glibc otherwise serves from
+/// fresh `mmap`s, so that every step pays page faults on new pages; that was a third of
+/// the CPU time of a sci-CAR epoch (docs/performance.md). Set `CROSSOMICS_SYSTEM_MALLOC=1`
+/// to keep glibc's defaults.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn tune_allocator() {
+    if std::env::var_os("CROSSOMICS_SYSTEM_MALLOC").is_some() {
+        return;
+    }
+    // SAFETY: mallopt only changes glibc's allocation parameters; it is called once at
+    // the start of main, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() {
+    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
