@@ -48,6 +48,9 @@ pub enum DatasetConfig {
     },
     /// A 10x Genomics Cell Ranger ARC `filtered_feature_bc_matrix.h5`.
     TenxH5 { path: PathBuf },
+    /// A 10x Genomics Cell Ranger ARC matrix folder (`filtered_feature_bc_matrix/`:
+    /// `matrix.mtx.gz`, `features.tsv.gz`, `barcodes.tsv.gz`).
+    TenxMtx { path: PathBuf },
 }
 
 fn yes() -> bool {
@@ -89,6 +92,7 @@ impl DatasetConfig {
         match self {
             Self::Bundled { name } => crate::sample::load(name),
             Self::Plain { path } => crate::plain::read_dir(&base.join(path)),
+            Self::TenxMtx { path } => crate::tenx::read_mtx_dir(&base.join(path)),
             Self::H5ad { .. } | Self::H5mu { .. } | Self::TenxH5 { .. } => self.load_hdf5(base),
         }
     }

@@ -10,7 +10,7 @@
 //! matrix of barcodes x features, so no transposition is needed.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hdf5::types::{FixedAscii, FixedUnicode, TypeDescriptor, VarLenAscii, VarLenUnicode};
 
@@ -111,6 +111,40 @@ fn read_inner(path: &Path) -> Result<PairedDataset> {
             reason: format!("{n_features} features x {n_barcodes} barcodes"),
         });
     }
+    // CSC features x barcodes == CSR barcodes x features
+    let counts = compressed_to_csr(true, n_barcodes, n_features, indptr, indices, data)
+        .map_err(|r| err("data", r))?;
+    let features = Features { ids, names, types };
+    assemble(
+        path,
+        &dataset_name(path),
+        counts,
+        barcodes,
+        features,
+        &|elem, reason| err(elem, reason),
+    )
+}
+
+/// The three columns of a feature table, one entry per matrix column.
+struct Features {
+    ids: Vec<String>,
+    names: Vec<String>,
+    types: Vec<String>,
+}
+
+/// Checks a barcodes x features count matrix and splits it into the paired dataset: the
+/// `Gene Expression` columns (named by symbol) and the `Peaks` columns (parsed from
+/// their ids). `err(element, reason)` names the offending part of the source.
+fn assemble(
+    path: &Path,
+    name: &str,
+    counts: nalgebra_sparse::CsrMatrix<f32>,
+    barcodes: Vec<String>,
+    features: Features,
+    err: &dyn Fn(&str, String) -> DataError,
+) -> Result<PairedDataset> {
+    let Features { ids, names, types } = features;
+    let n_features = ids.len();
     let mut seen = HashSet::with_capacity(barcodes.len());
     for (i, b) in barcodes.iter().enumerate() {
         if !seen.insert(b.as_str()) {
@@ -120,14 +154,11 @@ fn read_inner(path: &Path) -> Result<PairedDataset> {
             ));
         }
     }
-    // CSC features x barcodes == CSR barcodes x features
-    let counts = compressed_to_csr(true, n_barcodes, n_features, indptr, indices, data)
-        .map_err(|r| err("data", r))?;
     for (row, col, &value) in counts.triplet_iter() {
         if !value.is_finite() {
             return Err(DataError::NonFinite {
                 path: path.to_path_buf(),
-                what: "/matrix/data".into(),
+                what: "the counts".into(),
                 row,
                 col,
                 value,
@@ -166,13 +197,133 @@ fn read_inner(path: &Path) -> Result<PairedDataset> {
         .collect::<Result<Vec<_>>>()?;
     let genes = gene_cols.iter().map(|&i| names[i].clone()).collect();
     PairedDataset::new(
-        dataset_name(path),
+        name,
         select_columns(&counts, &gene_cols),
         select_columns(&counts, &peak_cols),
         CellTable::new(barcodes),
         genes,
         peaks,
     )
+}
+
+/// Reads a Cell Ranger ARC feature-barcode matrix folder
+/// (`filtered_feature_bc_matrix/`): `matrix.mtx.gz` (features x barcodes, MatrixMarket),
+/// `features.tsv.gz` (id, name, feature_type[, chrom, start, end]) and `barcodes.tsv.gz`,
+/// each also accepted uncompressed. The same checks and split as [`read_h5`].
+pub fn read_mtx_dir(dir: &Path) -> Result<PairedDataset> {
+    let file = |name: &str| -> Result<PathBuf> {
+        let candidates = [dir.join(format!("{name}.gz")), dir.join(name)];
+        candidates
+            .iter()
+            .find(|p| p.is_file())
+            .cloned()
+            .ok_or_else(|| {
+                DataError::io(
+                    &candidates[0],
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "file not found (nor without .gz)",
+                    ),
+                )
+            })
+    };
+    let matrix_path = file("matrix.mtx")?;
+    let by_feature = crate::mtx::read_path(&matrix_path)?;
+    let features_path = file("features.tsv")?;
+    let barcodes_path = file("barcodes.tsv")?;
+    let feature_rows = text_lines(&features_path)?;
+    let barcodes = text_lines(&barcodes_path)?
+        .into_iter()
+        .map(|l| l.split('\t').next().unwrap_or("").trim().to_string())
+        .collect::<Vec<_>>();
+    let mut features = Features {
+        ids: Vec::new(),
+        names: Vec::new(),
+        types: Vec::new(),
+    };
+    for (i, line) in feature_rows.iter().enumerate() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 3 {
+            return Err(DataError::Parse {
+                path: features_path.clone(),
+                line: i + 1,
+                reason: format!("{} columns; expected id, name, feature_type", f.len()),
+            });
+        }
+        features.ids.push(f[0].to_string());
+        features.names.push(f[1].to_string());
+        features.types.push(f[2].to_string());
+    }
+    let (n_features, n_barcodes) = (by_feature.nrows(), by_feature.ncols());
+    for (path, got, expected, what) in [
+        (
+            &features_path,
+            features.ids.len(),
+            n_features,
+            "matrix rows (features)",
+        ),
+        (
+            &barcodes_path,
+            barcodes.len(),
+            n_barcodes,
+            "matrix columns (barcodes)",
+        ),
+    ] {
+        if got != expected {
+            return Err(DataError::invalid(
+                path.display().to_string(),
+                format!(
+                    "{got} lines, but {} has {expected} {what}",
+                    matrix_path.display()
+                ),
+            ));
+        }
+    }
+    if n_barcodes == 0 || n_features == 0 {
+        return Err(DataError::Empty {
+            what: matrix_path.display().to_string(),
+            reason: format!("{n_features} features x {n_barcodes} barcodes"),
+        });
+    }
+    let counts = by_feature.transpose();
+    // `pbmc/outs/filtered_feature_bc_matrix/` is named `pbmc`, as its .h5 sibling
+    let name = dataset_name(&dir.with_extension("h5"));
+    let err = |elem: &str, reason: String| {
+        let file = match elem {
+            "barcodes" => &barcodes_path,
+            "data" => &matrix_path,
+            _ => &features_path,
+        };
+        DataError::invalid(format!("{} ({elem})", file.display()), reason)
+    };
+    assemble(dir, &name, counts, barcodes, features, &err)
+}
+
+/// The lines of a text file, gzip detected from the content; trailing empty lines dropped.
+fn text_lines(path: &Path) -> Result<Vec<String>> {
+    use std::io::{BufRead, BufReader, Read};
+    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut magic = [0u8; 2];
+    let n = file.read(&mut magic).map_err(|e| DataError::io(path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let reader: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut lines = BufReader::new(reader)
+        .lines()
+        .collect::<std::io::Result<Vec<String>>>()
+        .map_err(|e| {
+            DataError::invalid(
+                path.display().to_string(),
+                format!("unreadable (truncated gzip?): {e}"),
+            )
+        })?;
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
+    Ok(lines)
 }
 
 /// `pbmc10k/outs/filtered_feature_bc_matrix.h5` -> `pbmc10k`; `x.h5` -> `x`.
