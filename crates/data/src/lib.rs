@@ -24,6 +24,7 @@ pub mod preprocess;
 pub mod sample;
 pub mod simulate;
 pub mod split;
+pub mod tables;
 pub mod tenx;
 
 pub use dataset::{CellTable, PairedDataset};

@@ -20,6 +20,9 @@ pub struct ExperimentConfig {
     pub seed: u64,
     #[serde(default)]
     pub dataset: DatasetConfig,
+    /// An extra per-cell table (CSV, TSV or Parquet) joined to the cells by barcode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell_metadata: Option<CellMetadataConfig>,
     #[serde(default)]
     pub preprocessing: PreprocessConfig,
     #[serde(default)]
@@ -33,6 +36,21 @@ pub struct ExperimentConfig {
     pub evaluation: EvaluationConfig,
     #[serde(default)]
     pub output: OutputConfig,
+}
+
+/// `[cell_metadata]`: labels kept outside the count files (cell types, donors, time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellMetadataConfig {
+    /// `.csv`, `.tsv` or `.parquet`, relative to the config file.
+    pub path: std::path::PathBuf,
+    /// The table's column holding the barcodes.
+    #[serde(default = "default_barcode_column")]
+    pub barcode_column: String,
+}
+
+fn default_barcode_column() -> String {
+    "barcode".into()
 }
 
 /// The model registry: one variant per architecture, chosen by `kind`.

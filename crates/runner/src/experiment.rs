@@ -197,20 +197,26 @@ fn load_merged(path: &Path, stack: &mut Vec<PathBuf>) -> Result<toml::Value> {
     Ok(merged)
 }
 
-/// Relative dataset paths (`path`, `rna`, `atac`) of a base file, re-expressed from the including file's folder.
+/// Relative dataset and cell-metadata paths of a base file, re-expressed from the including file's folder.
 fn rebase_paths(value: &mut toml::Value, base_dir: &Path) {
     if base_dir.as_os_str().is_empty() {
         return;
     }
-    let Some(dataset) = value.get_mut("dataset").and_then(toml::Value::as_table_mut) else {
-        return;
-    };
-    // `path` (plain, h5mu, 10x) and `rna` / `atac` (a pair of h5ad files)
-    for key in ["path", "rna", "atac"] {
-        if let Some(toml::Value::String(p)) = dataset.get_mut(key)
-            && Path::new(p.as_str()).is_relative()
-        {
-            *p = base_dir.join(p.as_str()).to_string_lossy().into_owned();
+    // `path` (plain, h5mu, 10x) and `rna` / `atac` (a pair of h5ad files); the
+    // `[cell_metadata]` table's `path`
+    for (section, keys) in [
+        ("dataset", &["path", "rna", "atac"][..]),
+        ("cell_metadata", &["path"][..]),
+    ] {
+        let Some(table) = value.get_mut(section).and_then(toml::Value::as_table_mut) else {
+            continue;
+        };
+        for key in keys {
+            if let Some(toml::Value::String(p)) = table.get_mut(*key)
+                && Path::new(p.as_str()).is_relative()
+            {
+                *p = base_dir.join(p.as_str()).to_string_lossy().into_owned();
+            }
         }
     }
 }

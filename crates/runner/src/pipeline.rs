@@ -42,7 +42,25 @@ pub struct Prepared {
 
 /// Preprocessing as the quickstart config describes it.
 pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
-    let loaded = cfg.dataset.load(base).context("loading the dataset")?;
+    let mut loaded = cfg.dataset.load(base).context("loading the dataset")?;
+    if let Some(meta) = &cfg.cell_metadata {
+        let path = base.join(&meta.path);
+        let table = crossomics_data::tables::read_table(&path)?;
+        let (cells, report) = crossomics_data::tables::join_cell_metadata(
+            &loaded.cells,
+            &table,
+            &meta.barcode_column,
+            &path.display().to_string(),
+        )?;
+        tracing::info!(
+            "cell metadata {}: {} of {} cells matched; columns {}",
+            path.display(),
+            report.matched,
+            report.cells,
+            report.columns.join(", ")
+        );
+        loaded.cells = cells;
+    }
     let (fitted, t) = FittedPreprocessing::fit(&loaded, &cfg.preprocessing, cfg.seed)?;
     if t.cells.len() < 10 {
         bail!(
@@ -399,6 +417,54 @@ pub fn score(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cell_metadata_table_adds_columns_by_barcode() {
+        let dir = tempfile::tempdir().unwrap();
+        let sample = crossomics_data::sample::bmmc_multiome_starter().unwrap();
+        let types = sample.cells.column("cell_type").unwrap();
+        // every other cell, labelled by its type in upper case
+        let mut csv = String::from("cell_id,label_upper\n");
+        for (i, (b, t)) in sample.cells.barcodes().iter().zip(&types).enumerate() {
+            if i % 2 == 0 {
+                csv.push_str(&format!("{b},{}\n", t.to_uppercase()));
+            }
+        }
+        std::fs::write(dir.path().join("meta.csv"), csv).unwrap();
+        let text = format!(
+            "{}\n[cell_metadata]\npath = \"meta.csv\"\nbarcode_column = \"cell_id\"\n",
+            std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/quickstart.toml")
+            )
+            .unwrap()
+        );
+        let cfg = crate::config::parse(&text, "test.toml").unwrap();
+        let prep = prepare(&cfg, dir.path()).unwrap();
+        let labels = prep.dataset.cells.column("label_upper").unwrap();
+        let types = prep.dataset.cells.column("cell_type").unwrap();
+        let barcodes = prep.dataset.cells.barcodes();
+        let order: std::collections::HashMap<&str, usize> = sample
+            .cells
+            .barcodes()
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.as_str(), i))
+            .collect();
+        for ((b, l), t) in barcodes.iter().zip(&labels).zip(&types) {
+            if order[b.as_str()] % 2 == 0 {
+                assert_eq!(l, &t.to_uppercase());
+            } else {
+                assert_eq!(l, "", "{b} has no row: missing");
+            }
+        }
+        let bad = text.replace("cell_id", "no_such_column");
+        let cfg = crate::config::parse(&bad, "test.toml").unwrap();
+        let err = format!("{:#}", prepare(&cfg, dir.path()).unwrap_err());
+        assert!(
+            err.contains("meta.csv") && err.contains("no_such_column"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn concatenated_blocks_have_unit_total_variance_each() {

@@ -1,0 +1,270 @@
+//! Cell metadata tables from CSV, TSV or Parquet (polars), joined to a dataset's cells by
+//! barcode; dense matrices from `.npy` (ndarray-npy).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ndarray::Array2;
+use polars::prelude::*;
+
+use crate::cells::CellTable;
+use crate::error::{DataError, Result};
+
+/// A table by its extension: `.csv` (comma), `.tsv` / `.txt` (tab), both with a header
+/// line, or `.parquet`.
+pub fn read_table(path: &Path) -> Result<DataFrame> {
+    let bad = |reason: String| DataError::invalid(path.display().to_string(), reason);
+    if !path.is_file() {
+        return Err(DataError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+        ));
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let frame = match ext.as_deref() {
+        Some("csv" | "tsv" | "txt") => {
+            let separator = if ext.as_deref() == Some("csv") {
+                b','
+            } else {
+                b'\t'
+            };
+            CsvReadOptions::default()
+                .with_has_header(true)
+                .with_parse_options(CsvParseOptions::default().with_separator(separator))
+                .try_into_reader_with_file_path(Some(path.to_path_buf()))
+                .and_then(SerReader::finish)
+                .map_err(|e| bad(format!("not a readable table: {e}")))?
+        }
+        Some("parquet") => {
+            let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+            ParquetReader::new(file)
+                .finish()
+                .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?
+        }
+        _ => return Err(bad("expected a .csv, .tsv, .txt or .parquet table".into())),
+    };
+    if frame.height() == 0 || frame.width() == 0 {
+        return Err(DataError::Empty {
+            what: path.display().to_string(),
+            reason: format!("{} rows x {} columns", frame.height(), frame.width()),
+        });
+    }
+    Ok(frame)
+}
+
+/// What [`join_cell_metadata`] matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinReport {
+    pub cells: usize,
+    pub matched: usize,
+    pub columns: Vec<String>,
+}
+
+/// Adds the columns of `table` (from `source`, for messages) to the cells, matching the
+/// table's `key` column to the barcodes. Cells without a row get missing values (counted
+/// in the report); a table with no matching barcode, a repeated barcode, or a column the
+/// cells already have is an error.
+pub fn join_cell_metadata(
+    cells: &CellTable,
+    table: &DataFrame,
+    key: &str,
+    source: &str,
+) -> Result<(CellTable, JoinReport)> {
+    let bad = |reason: String| DataError::invalid(source.to_string(), reason);
+    let keys = table
+        .column(key)
+        .map_err(|_| {
+            bad(format!(
+                "no column `{key}` to match barcodes with (columns: {})",
+                table
+                    .get_column_names()
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?
+        .cast(&DataType::String)
+        .map_err(|e| bad(e.to_string()))?;
+    let keys = keys.str().map_err(|e| bad(e.to_string()))?;
+    let mut row_of: HashMap<&str, IdxSize> = HashMap::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        let Some(k) = k else {
+            return Err(bad(format!("row {} has no `{key}`", i + 1)));
+        };
+        if row_of.insert(k, i as IdxSize).is_some() {
+            return Err(bad(format!("barcode `{k}` occurs twice in `{key}`")));
+        }
+    }
+    let rows: Vec<Option<IdxSize>> = cells
+        .barcodes()
+        .iter()
+        .map(|b| row_of.get(b.as_str()).copied())
+        .collect();
+    let matched = rows.iter().filter(|r| r.is_some()).count();
+    if matched == 0 {
+        let sample: Vec<&str> = cells
+            .barcodes()
+            .iter()
+            .take(3)
+            .map(String::as_str)
+            .collect();
+        return Err(bad(format!(
+            "none of its `{key}` values is a barcode of the data (e.g. {sample:?})"
+        )));
+    }
+    let idx = IdxCa::from_iter_options("rows".into(), rows.into_iter());
+    let mut out = cells.clone();
+    let mut columns = Vec::new();
+    for column in table.columns() {
+        let name = column.name().as_str();
+        if name == key {
+            continue;
+        }
+        if cells.has_column(name) {
+            return Err(bad(format!("column `{name}` is already in the cell table")));
+        }
+        let taken = column.take(&idx).map_err(|e| bad(e.to_string()))?;
+        out = out.with_series(taken)?;
+        columns.push(name.to_string());
+    }
+    let report = JoinReport {
+        cells: cells.len(),
+        matched,
+        columns,
+    };
+    Ok((out, report))
+}
+
+/// A 2-D f32 `.npy` array (e.g. an embedding or a dense prediction); every value finite.
+pub fn read_npy(path: &Path) -> Result<Array2<f32>> {
+    let a: Array2<f32> = ndarray_npy::read_npy(path).map_err(|e| {
+        DataError::invalid(
+            path.display().to_string(),
+            format!("not a 2-D float32 .npy array: {e}"),
+        )
+    })?;
+    if let Some(((row, col), value)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(DataError::NonFinite {
+            path: path.to_path_buf(),
+            what: "the array".into(),
+            row,
+            col,
+            value: *value,
+        });
+    }
+    Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells() -> CellTable {
+        CellTable::new(vec!["a".into(), "b".into(), "c".into()])
+            .with_column("batch", vec!["s1".into(), "s1".into(), "s2".into()])
+            .unwrap()
+    }
+
+    #[test]
+    fn csv_tsv_and_parquet_tables_join_by_barcode() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("meta.csv");
+        std::fs::write(&csv, "barcode,cell_type,score\nc,T,0.5\na,B,1.5\nz,NK,2\n").unwrap();
+        let tsv = dir.path().join("meta.tsv");
+        std::fs::write(
+            &tsv,
+            "barcode\tcell_type\tscore\nc\tT\t0.5\na\tB\t1.5\nz\tNK\t2\n",
+        )
+        .unwrap();
+        let mut frame = read_table(&csv).unwrap();
+        assert_eq!(frame, read_table(&tsv).unwrap());
+        let parquet = dir.path().join("meta.parquet");
+        ParquetWriter::new(std::fs::File::create(&parquet).unwrap())
+            .finish(&mut frame)
+            .unwrap();
+        assert_eq!(frame, read_table(&parquet).unwrap());
+
+        let (joined, report) = join_cell_metadata(&cells(), &frame, "barcode", "meta.csv").unwrap();
+        assert_eq!(
+            report,
+            JoinReport {
+                cells: 3,
+                matched: 2,
+                columns: vec!["cell_type".into(), "score".into()]
+            }
+        );
+        assert_eq!(joined.barcodes(), ["a", "b", "c"]);
+        assert_eq!(
+            joined.column("cell_type").unwrap(),
+            ["B", "", "T"].map(String::from),
+            "b has no row: missing"
+        );
+        let scores = joined.numeric_column("score").unwrap();
+        assert_eq!((scores[0], scores[2]), (1.5, 0.5));
+        assert!(scores[1].is_nan());
+        assert_eq!(
+            joined.column("batch").unwrap(),
+            ["s1", "s1", "s2"].map(String::from)
+        );
+    }
+
+    #[test]
+    fn bad_tables_are_errors_that_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let frame = |text: &str| read_table(&write("t.csv", text)).unwrap();
+        let err = |f: &DataFrame| {
+            join_cell_metadata(&cells(), f, "barcode", "t.csv")
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(&frame("cell,x\na,1\n"));
+        assert!(
+            e.contains("t.csv") && e.contains("no column `barcode`") && e.contains("cell, x"),
+            "{e}"
+        );
+        let e = err(&frame("barcode,x\nq,1\nr,2\n"));
+        assert!(e.contains("none of its `barcode` values"), "{e}");
+        let e = err(&frame("barcode,x\na,1\na,2\n"));
+        assert!(e.contains("`a` occurs twice"), "{e}");
+        let e = err(&frame("barcode,batch\na,s9\n"));
+        assert!(e.contains("`batch` is already in the cell table"), "{e}");
+        let e = read_table(&write("t.xlsx", "x")).unwrap_err().to_string();
+        assert!(e.contains("t.xlsx") && e.contains(".parquet"), "{e}");
+        let e = read_table(&write("t.parquet", "not parquet"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.parquet") && e.contains("Parquet"), "{e}");
+        let e = read_table(&write("e.csv", "barcode,x\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("e.csv") && e.contains("empty"), "{e}");
+        assert!(read_table(&dir.path().join("none.csv")).is_err());
+    }
+
+    #[test]
+    fn npy_matrices_read_back_and_bad_ones_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.npy");
+        let a = ndarray::array![[1.0f32, 2.0], [3.0, 4.5]];
+        ndarray_npy::write_npy(&path, &a).unwrap();
+        assert_eq!(read_npy(&path).unwrap(), a);
+        ndarray_npy::write_npy(&path, &ndarray::array![[1.0f32, f32::NAN]]).unwrap();
+        let e = read_npy(&path).unwrap_err().to_string();
+        assert!(e.contains("e.npy"), "{e}");
+        ndarray_npy::write_npy(&path, &ndarray::array![1.0f64, 2.0]).unwrap();
+        let e = read_npy(&path).unwrap_err().to_string();
+        assert!(e.contains("e.npy") && e.contains("2-D float32"), "{e}");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        assert!(read_npy(&path).is_err());
+    }
+}
