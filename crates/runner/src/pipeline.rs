@@ -451,7 +451,7 @@ mod tests {
             .map(|(i, b)| (b.as_str(), i))
             .collect();
         for ((b, l), t) in barcodes.iter().zip(&labels).zip(&types) {
-            if order[b.as_str()] % 2 == 0 {
+            if order[b.as_str()].is_multiple_of(2) {
                 assert_eq!(l, &t.to_uppercase());
             } else {
                 assert_eq!(l, "", "{b} has no row: missing");
