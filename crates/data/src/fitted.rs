@@ -419,6 +419,51 @@ fn apply_step(step: &FittedStep, t: &mut Transformed) -> Result<()> {
     Ok(())
 }
 
+/// The step as it applies to data with only modality `present`: cell QC without the
+/// absent modality's thresholds; `None` for a step that transforms the absent modality.
+fn for_one_modality(step: &FittedStep, present: crate::transfer::Modality) -> Option<FittedStep> {
+    use crate::transfer::Modality;
+    let rna_step = matches!(
+        step,
+        FittedStep::NormalizeRna { .. } | FittedStep::ClipRna { .. } | FittedStep::RnaPca { .. }
+    );
+    let atac_step = matches!(
+        step,
+        FittedStep::BinarizeAtac | FittedStep::TfidfAtac { .. } | FittedStep::AtacLsi { .. }
+    );
+    match (step, present) {
+        (
+            FittedStep::CellQc {
+                min_genes,
+                max_genes,
+                ..
+            },
+            Modality::Rna,
+        ) => Some(FittedStep::CellQc {
+            min_genes: *min_genes,
+            max_genes: *max_genes,
+            min_peaks: 0,
+            max_peaks: usize::MAX,
+        }),
+        (
+            FittedStep::CellQc {
+                min_peaks,
+                max_peaks,
+                ..
+            },
+            Modality::Atac,
+        ) => Some(FittedStep::CellQc {
+            min_genes: 0,
+            max_genes: usize::MAX,
+            min_peaks: *min_peaks,
+            max_peaks: *max_peaks,
+        }),
+        _ if rna_step && present == Modality::Atac => None,
+        _ if atac_step && present == Modality::Rna => None,
+        _ => Some(step.clone()),
+    }
+}
+
 fn check_idf(idf: &[f64], n: usize, what: &str) -> Result<()> {
     if idf.len() != n {
         return Err(DataError::invalid(
@@ -474,6 +519,27 @@ impl FittedPreprocessing {
     /// case-insensitively; peaks by identical interval; missing features are zero),
     /// then replays the fitted steps. Coverage counts the model's final features.
     pub fn apply(&self, data: &PairedDataset) -> Result<Transformed> {
+        self.apply_with(data, None)
+    }
+
+    /// [`FittedPreprocessing::apply`] for data of one modality only (`present`), e.g. an
+    /// upload to translate: the other modality of `data` is ignored (it may be an
+    /// all-zero matrix with the training features), cell QC judges cells by the present
+    /// modality alone, and the steps that transform the absent modality are skipped (its
+    /// values and representations in the result are not meaningful).
+    pub fn apply_one(
+        &self,
+        data: &PairedDataset,
+        present: crate::transfer::Modality,
+    ) -> Result<Transformed> {
+        self.apply_with(data, Some(present))
+    }
+
+    fn apply_with(
+        &self,
+        data: &PairedDataset,
+        present: Option<crate::transfer::Modality>,
+    ) -> Result<Transformed> {
         let gene_map = match_genes(&self.input_genes, &data.genes);
         let peaks: HashMap<String, usize> = data
             .peaks
@@ -529,7 +595,14 @@ impl FittedPreprocessing {
         };
         let mut t = Transformed::start(aligned, coverage);
         for step in &self.steps {
-            apply_step(step, &mut t)?;
+            match present {
+                None => apply_step(step, &mut t)?,
+                Some(m) => {
+                    if let Some(step) = for_one_modality(step, m) {
+                        apply_step(&step, &mut t)?;
+                    }
+                }
+            }
         }
         Ok(t)
     }
@@ -690,6 +763,67 @@ mod tests {
             let err = FittedPreprocessing::load(&path).unwrap_err().to_string();
             assert!(err.contains("pre.json"), "{err}");
         }
+    }
+
+    #[test]
+    fn one_modality_alone_gives_the_same_values_as_the_paired_data() {
+        use crate::transfer::Modality;
+        let d = crate::sample::bmmc_multiome_starter().unwrap();
+        let (fitted, _) = FittedPreprocessing::fit(&d, &every_step(), 3).unwrap();
+        let paired = fitted.apply(&d).unwrap();
+        let empty = |m: &CsrMatrix<f32>| {
+            CsrMatrix::try_from_csr_data(
+                m.nrows(),
+                m.ncols(),
+                vec![0; m.nrows() + 1],
+                vec![],
+                vec![],
+            )
+            .unwrap()
+        };
+        // RNA only: the paired data's cells that pass the RNA half of cell QC, same values
+        let rna_only = PairedDataset {
+            atac: empty(&d.atac),
+            ..d.clone()
+        };
+        let t = fitted.apply_one(&rna_only, Modality::Rna).unwrap();
+        let genes = preprocess::features_per_cell(&d.rna);
+        let want: Vec<usize> = (0..d.n_cells())
+            .filter(|&i| (20..=400).contains(&genes[i]))
+            .collect();
+        assert_eq!(t.cells, want);
+        assert!(
+            t.cells.len() > paired.cells.len(),
+            "the peak threshold no longer applies"
+        );
+        let pos: Vec<usize> = paired
+            .cells
+            .iter()
+            .map(|c| t.cells.iter().position(|x| x == c).unwrap())
+            .collect();
+        assert_eq!(select_rows(&t.rna, &pos), paired.rna);
+        assert_eq!(
+            t.rna_pca.as_ref().unwrap().select(ndarray::Axis(0), &pos),
+            *paired.rna_pca.as_ref().unwrap()
+        );
+        assert!(t.atac_lsi.is_none(), "the ATAC steps are skipped");
+        // ATAC only: the same for the peaks
+        let atac_only = PairedDataset {
+            rna: empty(&d.rna),
+            ..d.clone()
+        };
+        let t = fitted.apply_one(&atac_only, Modality::Atac).unwrap();
+        let pos: Vec<usize> = paired
+            .cells
+            .iter()
+            .map(|c| t.cells.iter().position(|x| x == c).unwrap())
+            .collect();
+        assert_eq!(select_rows(&t.atac, &pos), paired.atac);
+        assert_eq!(
+            t.atac_lsi.as_ref().unwrap().select(ndarray::Axis(0), &pos),
+            *paired.atac_lsi.as_ref().unwrap()
+        );
+        assert!(t.rna_pca.is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! honest train/validation/test partitions and [`batches`] feeds minibatches to a trainer.
 //! Nothing here depends on tch.
 
+pub mod annotation;
 pub mod batches;
 pub mod cells;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod simulate;
 pub mod split;
 pub mod tables;
 pub mod tenx;
+pub mod transfer;
 
 pub use dataset::{CellTable, PairedDataset};
 pub use error::DataError;

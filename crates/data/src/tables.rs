@@ -1,10 +1,12 @@
 //! Cell metadata tables from CSV, TSV or Parquet (polars), joined to a dataset's cells by
-//! barcode; dense matrices from `.npy` (ndarray-npy).
+//! barcode; dense matrices as `.npy` and named sets of them as `.npz` (ndarray-npy).
+//! Every writer here writes a temporary file beside the target and renames it, so a
+//! reader never sees half a file and a failed write leaves nothing behind.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 use polars::prelude::*;
 
 use crate::cells::CellTable;
@@ -159,6 +161,130 @@ pub fn read_npy(path: &Path) -> Result<Array2<f32>> {
     Ok(a)
 }
 
+/// Writes `frame` as `.csv` (comma), `.tsv` (tab) or `.parquet`, by the extension.
+pub fn write_table(path: &Path, frame: &DataFrame) -> Result<()> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let mut frame = frame.clone();
+    let bad = |e: PolarsError| std::io::Error::other(format!("writing the table: {e}"));
+    match ext.as_deref() {
+        Some("csv" | "tsv") => {
+            let separator = if ext.as_deref() == Some("csv") {
+                b','
+            } else {
+                b'\t'
+            };
+            write_atomic(path, |file| {
+                CsvWriter::new(file)
+                    .include_header(true)
+                    .with_separator(separator)
+                    .finish(&mut frame)
+                    .map_err(bad)
+            })
+        }
+        Some("parquet") => write_atomic(path, |file| {
+            ParquetWriter::new(file)
+                .finish(&mut frame)
+                .map(drop)
+                .map_err(bad)
+        }),
+        _ => Err(DataError::invalid(
+            path.display().to_string(),
+            "a table is written as .csv, .tsv or .parquet",
+        )),
+    }
+}
+
+/// Writes a 2-D f32 array as `.npy`.
+pub fn write_npy(path: &Path, array: ArrayView2<'_, f32>) -> Result<()> {
+    write_atomic(path, |file| {
+        ndarray_npy::WriteNpyExt::write_npy(&array, file).map_err(std::io::Error::other)
+    })
+}
+
+/// Every array of an `.npz` archive (as written by `numpy.savez` or
+/// `numpy.savez_compressed`), by name (without `.npy`), in archive order. Each must be a
+/// 2-D float32 array with finite values.
+pub fn read_npz(path: &Path) -> Result<Vec<(String, Array2<f32>)>> {
+    let bad = |reason: String| DataError::invalid(path.display().to_string(), reason);
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut npz =
+        ndarray_npy::NpzReader::new(file).map_err(|e| bad(format!("not an .npz archive: {e}")))?;
+    let names = npz
+        .names()
+        .map_err(|e| bad(format!("not an .npz archive: {e}")))?;
+    if names.is_empty() {
+        return Err(bad("the archive holds no array".into()));
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let array: Array2<f32> = npz
+            .by_name(&name)
+            .map_err(|e| bad(format!("`{name}` is not a 2-D float32 array: {e}")))?;
+        let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
+        if let Some(((row, col), value)) = array.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(DataError::NonFinite {
+                path: path.to_path_buf(),
+                what: format!("array `{key}`"),
+                row,
+                col,
+                value: *value,
+            });
+        }
+        out.push((key, array));
+    }
+    Ok(out)
+}
+
+/// Writes named 2-D f32 arrays as a compressed `.npz` archive that `numpy.load` opens.
+pub fn write_npz(path: &Path, arrays: &[(&str, ArrayView2<'_, f32>)]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for (name, _) in arrays {
+        if name.is_empty() || name.contains('/') || !seen.insert(*name) {
+            return Err(DataError::invalid(
+                path.display().to_string(),
+                format!("array name `{name}` is empty, has a `/` or occurs twice"),
+            ));
+        }
+    }
+    write_atomic(path, |file| {
+        let mut npz = ndarray_npy::NpzWriter::new_compressed(file);
+        for (name, array) in arrays {
+            npz.add_array(*name, array).map_err(std::io::Error::other)?;
+        }
+        npz.finish().map(drop).map_err(std::io::Error::other)
+    })
+}
+
+/// Runs `write` on a temporary file beside `path`, then renames it to `path`; on any
+/// error the temporary file is removed and `path` is left as it was.
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| DataError::invalid(path.display().to_string(), "not a file name"))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut out = std::io::BufWriter::new(file);
+        write(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    })()
+    .map_err(|e| DataError::io(path, e))
+    .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,5 +392,57 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         assert!(read_npy(&path).is_err());
+    }
+
+    #[test]
+    fn npz_archives_read_back_and_bad_ones_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.npz");
+        let a = ndarray::array![[1.0f32, 2.0], [3.0, 4.5]];
+        let b = ndarray::Array2::<f32>::zeros((3, 0));
+        write_npz(&path, &[("embedding", a.view()), ("empty", b.view())]).unwrap();
+        let back = read_npz(&path).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!((back[0].0.as_str(), &back[0].1), ("embedding", &a));
+        assert_eq!((back[1].0.as_str(), back[1].1.dim()), ("empty", (3, 0)));
+        // duplicate names are refused before anything is written
+        let dup = dir.path().join("dup.npz");
+        let e = write_npz(&dup, &[("x", a.view()), ("x", a.view())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dup.npz") && e.contains("occurs twice"), "{e}");
+        assert!(!dup.exists());
+        // NaN, a truncated archive, a file that is no archive
+        write_npz(&path, &[("x", ndarray::array![[f32::NAN]].view())]).unwrap();
+        let e = read_npz(&path).unwrap_err().to_string();
+        assert!(e.contains("m.npz") && e.contains("`x`"), "{e}");
+        write_npz(&path, &[("x", a.view())]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let e = read_npz(&path).unwrap_err().to_string();
+        assert!(e.contains("m.npz"), "{e}");
+        std::fs::write(&path, "plain text").unwrap();
+        let e = read_npz(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("m.npz") && e.contains("not an .npz archive"),
+            "{e}"
+        );
+        // no temporary file is left behind by any of it
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_table_with_an_unknown_extension_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.xlsx");
+        let frame = df!("barcode" => ["a"]).unwrap();
+        let e = write_table(&path, &frame).unwrap_err().to_string();
+        assert!(e.contains("t.xlsx") && e.contains(".parquet"), "{e}");
+        assert!(!path.exists());
     }
 }

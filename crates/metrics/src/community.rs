@@ -900,6 +900,57 @@ pub fn search_resolution(
     Ok(best.expect("at least one run"))
 }
 
+/// The clustering of scib's `cluster_optimal_resolution` (the `opt_louvain` that the
+/// NeurIPS 2021 joint-embedding `nmi` and `ari` metrics run): the graph is clustered at
+/// every resolution of `resolutions` (scib: 0.1, 0.2, ..., 2.0) and the clustering whose
+/// NMI with `labels` is highest is kept (ties: the smaller resolution).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimalClustering {
+    pub clusters: CommunityResult,
+    /// NMI (arithmetic normalisation) of the kept clustering with the labels.
+    pub nmi: f64,
+    /// ARI of the kept clustering with the labels.
+    pub ari: f64,
+}
+
+/// The resolutions scib tries: 0.1 to 2.0 in steps of 0.1.
+pub fn scib_resolutions() -> Vec<f64> {
+    (1..=20).map(|i| f64::from(i) / 10.0).collect()
+}
+
+/// See [`OptimalClustering`]. Errors: no resolution, labels of the wrong length.
+pub fn cluster_optimal_resolution(
+    graph: &WeightedGraph,
+    labels: &[usize],
+    algorithm: GraphAlgorithm,
+    resolutions: &[f64],
+    seed: u64,
+) -> Result<OptimalClustering, MetricError> {
+    check_len("labels", labels.len(), graph.n_nodes())?;
+    if resolutions.is_empty() {
+        return Err(MetricError::invalid("resolutions", "no resolution to try"));
+    }
+    let mut best: Option<(f64, CommunityResult)> = None;
+    for &resolution in resolutions {
+        let params = ClusterParams {
+            resolution,
+            seed,
+            ..ClusterParams::default()
+        };
+        let r = match algorithm {
+            GraphAlgorithm::Louvain => louvain(graph, &params)?,
+            GraphAlgorithm::Leiden => leiden(graph, &params)?,
+        };
+        let nmi = crate::clustering::normalized_mutual_info(labels, &r.labels)?;
+        if best.as_ref().is_none_or(|(b, _)| nmi > *b) {
+            best = Some((nmi, r));
+        }
+    }
+    let (nmi, clusters) = best.expect("at least one resolution");
+    let ari = crate::clustering::adjusted_rand_index(labels, &clusters.labels)?;
+    Ok(OptimalClustering { clusters, nmi, ari })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -978,5 +1029,61 @@ mod tests {
         };
         let (g, _) = ring_of_cliques(2, 3);
         assert!(leiden(&g, &bad).is_err());
+    }
+
+    #[test]
+    fn the_optimal_resolution_is_the_best_nmi_of_a_brute_force_loop() {
+        // three planted groups of 30 nodes, dense inside, a few edges between
+        let n = 90;
+        let mut edges = Vec::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for i in 0..n {
+            for j in (i + 1)..n {
+                let same = i / 30 == j / 30;
+                if rng.gen_bool(if same { 0.4 } else { 0.02 }) {
+                    edges.push((i, j, 1.0));
+                }
+            }
+        }
+        let g = WeightedGraph::from_edges(n, &edges).unwrap();
+        // labels that split one planted group in two: the best resolution is not 1
+        let labels: Vec<usize> = (0..n).map(|i| if i < 15 { 3 } else { i / 30 }).collect();
+        let res = scib_resolutions();
+        assert_eq!(res.len(), 20);
+        assert!((res[0] - 0.1).abs() < 1e-12 && (res[19] - 2.0).abs() < 1e-12);
+        for algorithm in [GraphAlgorithm::Louvain, GraphAlgorithm::Leiden] {
+            let got = cluster_optimal_resolution(&g, &labels, algorithm, &res, 0).unwrap();
+            let mut best = f64::NEG_INFINITY;
+            let mut best_res = 0.0;
+            for &r in &res {
+                let p = ClusterParams {
+                    resolution: r,
+                    ..ClusterParams::default()
+                };
+                let c = match algorithm {
+                    GraphAlgorithm::Louvain => louvain(&g, &p).unwrap(),
+                    GraphAlgorithm::Leiden => leiden(&g, &p).unwrap(),
+                };
+                let nmi = crate::clustering::normalized_mutual_info(&labels, &c.labels).unwrap();
+                if nmi > best {
+                    best = nmi;
+                    best_res = r;
+                }
+            }
+            assert_eq!(got.nmi, best, "{algorithm:?}");
+            assert_eq!(got.clusters.resolution, best_res, "{algorithm:?}");
+            let ari =
+                crate::clustering::adjusted_rand_index(&labels, &got.clusters.labels).unwrap();
+            assert_eq!(got.ari, ari);
+            assert!(
+                got.nmi > 0.8,
+                "{algorithm:?}: planted groups found, nmi {}",
+                got.nmi
+            );
+        }
+        assert!(cluster_optimal_resolution(&g, &labels, GraphAlgorithm::Leiden, &[], 0).is_err());
+        assert!(
+            cluster_optimal_resolution(&g, &labels[1..], GraphAlgorithm::Leiden, &res, 0).is_err()
+        );
     }
 }

@@ -6,7 +6,10 @@ use anyhow::{Context, Result};
 use crossomics_data::config::{DatasetConfig, PreprocessConfig};
 use crossomics_data::split::SplitConfig;
 use crossomics_translators::TrainOptions;
+use crossomics_translators::babel::BabelConfig;
+use crossomics_translators::baselines::{KnnRegressionConfig, RidgeConfig};
 use crossomics_translators::sailerx::SailerxConfig;
+use crossomics_translators::translate::Direction;
 use serde::{Deserialize, Serialize};
 
 /// One experiment: what data, how prepared and split, which model, how trained and
@@ -16,6 +19,11 @@ use serde::{Deserialize, Serialize};
 pub struct ExperimentConfig {
     /// Names the folder under the output directory.
     pub name: String,
+    /// What the run does: integration (embed and score the latent space) or translation
+    /// (predict one modality from the other and score the predictions). Translator-only
+    /// models (`babel`, `crossmp`, `ridge`, `knn_regression`) imply `translation`.
+    #[serde(default, skip_serializing_if = "Task::is_integration")]
+    pub task: Task,
     #[serde(default)]
     pub seed: u64,
     #[serde(default)]
@@ -32,8 +40,14 @@ pub struct ExperimentConfig {
     pub model: ModelConfig,
     #[serde(default)]
     pub training: TrainOptions,
+    /// SAILERX's hybrid mode: some training cells are ATAC-only (off by default).
+    #[serde(default, skip_serializing_if = "HybridConfig::is_off")]
+    pub hybrid: HybridConfig,
     #[serde(default)]
     pub evaluation: EvaluationConfig,
+    /// Translation settings (`task = "translation"`).
+    #[serde(default, skip_serializing_if = "TranslationConfig::is_default")]
+    pub translation: TranslationConfig,
     #[serde(default)]
     pub output: OutputConfig,
 }
@@ -57,15 +71,41 @@ fn default_barcode_column() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ModelConfig {
-    /// SAILERX integrator (ATAC VAE + invariance + structural similarity to RNA PCA).
+    /// SAILERX integrator (ATAC VAE + invariance + structural similarity to RNA PCA);
+    /// with `task = "translation"`, a translator through its latent space.
     Sailerx(SailerxConfig),
+    /// BABEL translator: RNA and chromosome-split ATAC autoencoders sharing one latent.
+    Babel(BabelConfig),
+    /// CrossMP: BABEL with the gene-activity branch of the ATAC encoder.
+    Crossmp(BabelConfig),
+    /// Ridge regression from the source PCA/LSI to the target (baseline).
+    Ridge(RidgeConfig),
+    /// kNN regression in the source PCA/LSI (baseline).
+    KnnRegression(KnnRegressionConfig),
 }
 
 impl ModelConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Sailerx(_) => "sailerx",
+            Self::Babel(_) => "babel",
+            Self::Crossmp(_) => "crossmp",
+            Self::Ridge(_) => "ridge",
+            Self::KnnRegression(_) => "knn_regression",
         }
+    }
+
+    /// The SAILERX parameters, when the model is SAILERX.
+    pub fn sailerx(&self) -> Option<&SailerxConfig> {
+        match self {
+            Self::Sailerx(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Whether the model only translates (it has no integration embedding to score).
+    pub fn is_translator_only(&self) -> bool {
+        !matches!(self, Self::Sailerx(_))
     }
 
     /// Deserializes a `[model]` table's parameters on their own, for errors with a path.
@@ -79,8 +119,100 @@ impl ModelConfig {
         let kind = params.remove("kind");
         match kind.as_ref().and_then(toml::Value::as_str) {
             Some("sailerx") => parse::<SailerxConfig>(params),
+            Some("babel" | "crossmp") => parse::<BabelConfig>(params),
+            Some("ridge") => parse::<RidgeConfig>(params),
+            Some("knn_regression") => parse::<KnnRegressionConfig>(params),
             _ => Ok(()), // unknown or missing kinds are reported by the main pass
         }
+    }
+}
+
+/// The `task` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    #[default]
+    Integration,
+    Translation,
+}
+
+impl Task {
+    pub fn is_integration(&self) -> bool {
+        *self == Self::Integration
+    }
+}
+
+/// `[translation]`: cross-modal prediction settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TranslationConfig {
+    /// The directions trained and scored.
+    pub directions: Vec<Direction>,
+    /// Genome build of the dataset (`GRCh38`, `hg19`): the gene annotation of CrossMP's
+    /// gene activity, and the build a saved model refuses mismatching uploads against.
+    pub genome: Option<String>,
+    /// CrossMP regulatory potential: weight `2^(-d / half_distance)` for a peak centre at
+    /// distance `d` from the gene's TSS, pairs up to `max_distance` apart.
+    pub half_distance: f64,
+    pub max_distance: u64,
+    /// Applying a saved model to new data: the fewest of the model's source features
+    /// (genes or peaks) the data must cover, else the prediction is refused.
+    pub min_coverage: f64,
+}
+
+impl Default for TranslationConfig {
+    fn default() -> Self {
+        Self {
+            directions: Direction::BOTH.to_vec(),
+            genome: None,
+            half_distance: 10_000.0,
+            max_distance: crossomics_data::annotation::DEFAULT_MAX_DISTANCE,
+            min_coverage: 0.5,
+        }
+    }
+}
+
+impl TranslationConfig {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl ExperimentConfig {
+    /// Whether this run translates: an explicit `task = "translation"`, or a
+    /// translator-only model.
+    pub fn is_translation(&self) -> bool {
+        self.task == Task::Translation || self.model.is_translator_only()
+    }
+}
+
+/// `[hybrid]`: SAILERX's hybrid mode (SPEC.md section 1). A seeded `unpaired_fraction` of
+/// the training cells is treated as ATAC-only: their RNA is never shown to the model, they
+/// train every `every`-th step with the ATAC VAE's own terms (reconstruction, KL,
+/// invariance) and no alignment term, and the decoder gets one more confounder, a flag
+/// that is 1 for them. Validation and test cells stay paired. For the symmetric variant
+/// the ATAC-only cells would need their RNA to be embedded, so the two do not combine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HybridConfig {
+    /// Fraction of the training cells made ATAC-only (0 switches the mode off).
+    pub unpaired_fraction: f64,
+    /// Every `every`-th optimiser step takes a batch of ATAC-only cells (SAILERX: 3).
+    pub every: usize,
+}
+
+impl Default for HybridConfig {
+    fn default() -> Self {
+        Self {
+            unpaired_fraction: 0.0,
+            every: 3,
+        }
+    }
+}
+
+impl HybridConfig {
+    pub fn is_off(&self) -> bool {
+        *self == Self::default()
     }
 }
 
@@ -215,7 +347,7 @@ mod tests {
     #[test]
     fn defaults_fill_in_and_round_trip() {
         let c = parse(MINIMAL, "t.toml").unwrap();
-        let ModelConfig::Sailerx(m) = &c.model;
+        let m = c.model.sailerx().unwrap();
         assert_eq!(m.latent_dim, 8);
         assert_eq!(m.alignment_weight, 6000.0);
         assert_eq!(c.training.batch_size, 200);
@@ -259,7 +391,7 @@ mod tests {
         apply_override(&mut v, "training.lr = 0.01").unwrap();
         apply_override(&mut v, "evaluation.label_column=celltype").unwrap();
         let c = from_value(v, "x").unwrap();
-        let ModelConfig::Sailerx(m) = &c.model;
+        let m = c.model.sailerx().unwrap();
         assert_eq!(m.latent_dim, 32);
         assert_eq!(c.training.lr, 0.01);
         assert_eq!(c.evaluation.label_column, "celltype");

@@ -72,7 +72,11 @@ pub fn plan(path: &Path, overrides: &[String]) -> Result<Vec<PlannedRun>> {
         for (key, val) in &assignment {
             set(&mut v, key, val.clone())?;
             if key != "seed" {
-                variant.push(format!("{}={}", key.rsplit('.').next().unwrap_or(key), val));
+                variant.push(format!(
+                    "{}={}",
+                    key.rsplit('.').next().unwrap_or(key),
+                    variant_value(val)
+                ));
             }
         }
         let config = config::from_value(v, &origin)?;
@@ -82,6 +86,18 @@ pub fn plan(path: &Path, overrides: &[String]) -> Result<Vec<PlannedRun>> {
         });
     }
     Ok(runs)
+}
+
+/// How a swept value names its variant: a whole table (`"model" = [{ kind = "babel" },
+/// ...]`) by its `kind`, else by a short hash of it; anything else as written.
+fn variant_value(v: &toml::Value) -> String {
+    match v {
+        toml::Value::Table(t) => match t.get("kind").and_then(toml::Value::as_str) {
+            Some(kind) => kind.to_string(),
+            None => format!("#{}", &crate::rundir::short_hash(&v.to_string())[..6]),
+        },
+        other => other.to_string(),
+    }
 }
 
 /// The sweep as a list of assignments (one per run).
@@ -221,9 +237,24 @@ fn rebase_paths(value: &mut toml::Value, base_dir: &Path) {
     }
 }
 
-/// Deep merge: tables merge key by key, anything else is replaced.
+/// The keys that say which variant of a section a table is (`[model] kind`, `[split] kind`,
+/// `[dataset] format`, a preprocessing `step`).
+const TAGS: [&str; 3] = ["kind", "format", "step"];
+
+/// Whether `b` names another variant than `a` (same tag key, another value): then `b`
+/// replaces `a` whole, since `a`'s other keys belong to a variant that is no longer there.
+fn other_variant(a: &toml::Table, b: &toml::Table) -> bool {
+    TAGS.iter()
+        .any(|t| matches!((a.get(*t), b.get(*t)), (Some(x), Some(y)) if x != y))
+}
+
+/// Deep merge: tables merge key by key, anything else is replaced; a table that names
+/// another variant (its `kind`, `format` or `step` differs) replaces the table whole.
 fn merge(into: &mut toml::Value, from: toml::Value) {
     match (into, from) {
+        (toml::Value::Table(a), toml::Value::Table(b)) if other_variant(a, &b) => {
+            *a = b;
+        }
         (toml::Value::Table(a), toml::Value::Table(b)) => {
             for (k, v) in b {
                 match a.get_mut(&k) {
@@ -241,7 +272,6 @@ fn merge(into: &mut toml::Value, from: toml::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ModelConfig;
 
     /// Every shipped experiment and config file resolves, with the expected run counts for
     /// the ablation files.
@@ -277,7 +307,7 @@ mod tests {
         let strategies: std::collections::BTreeSet<String> = ablations
             .iter()
             .map(|r| {
-                let ModelConfig::Sailerx(m) = &r.config.model;
+                let m = r.config.model.sailerx().unwrap();
                 format!("{:?}", m.alignment)
             })
             .collect();
@@ -286,7 +316,7 @@ mod tests {
             ablations
                 .iter()
                 .filter(|r| {
-                    let ModelConfig::Sailerx(m) = &r.config.model;
+                    let m = r.config.model.sailerx().unwrap();
                     m.symmetric
                 })
                 .count(),
@@ -316,7 +346,7 @@ mod tests {
         assert_eq!(runs.len(), 1);
         let c = &runs[0].config;
         assert_eq!(c.name, "e");
-        let ModelConfig::Sailerx(m) = &c.model;
+        let m = c.model.sailerx().unwrap();
         assert_eq!(
             (m.latent_dim, m.recon_weight, m.encoder.hidden.clone()),
             (8, 2.0, vec![4])
@@ -327,6 +357,83 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_table_that_names_another_variant_replaces_the_base_table() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(
+            tmp.path(),
+            "base.toml",
+            &format!("{BASE}[split]\nkind = \"random\"\ntest_fraction = 0.3\n"),
+        );
+        // another split kind: the base's test_fraction must not leak into it
+        let e = write(
+            tmp.path(),
+            "e.toml",
+            "extends = \"base.toml\"\n[split]\nkind = \"held_out\"\ncolumn = \"batch\"\ntest_values = [\"s1d2\"]\n",
+        );
+        let runs = plan(&e, &[]).unwrap();
+        assert_eq!(
+            runs[0].config.split,
+            crossomics_data::split::SplitConfig::HeldOut {
+                column: "batch".into(),
+                test_values: vec!["s1d2".into()],
+                val_fraction: 0.15
+            }
+        );
+        // the same kind merges key by key
+        let same = write(
+            tmp.path(),
+            "same.toml",
+            "extends = \"base.toml\"\n[split]\nkind = \"random\"\nval_fraction = 0.2\n",
+        );
+        assert_eq!(
+            plan(&same, &[]).unwrap()[0].config.split,
+            crossomics_data::split::SplitConfig::Random {
+                val_fraction: 0.2,
+                test_fraction: 0.3
+            }
+        );
+    }
+
+    /// Every dataset piece under configs/datasets/ composes with every model and training
+    /// piece into a valid config (the pieces hold no `name`, so they are checked together).
+    #[test]
+    fn config_pieces_compose() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let list = |dir: &str| -> Vec<PathBuf> {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            v.sort();
+            v
+        };
+        let (datasets, models, trainings) = (list("datasets"), list("models"), list("training"));
+        assert!(datasets.len() >= 3 && models.len() >= 2 && trainings.len() >= 2);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut n = 0;
+        for d in &datasets {
+            for m in &models {
+                for t in &trainings {
+                    let text = format!(
+                        "extends = [{:?}, {:?}, {:?}]\nname = \"composed\"\n",
+                        d.display().to_string(),
+                        m.display().to_string(),
+                        t.display().to_string()
+                    );
+                    let f = write(tmp.path(), "composed.toml", &text);
+                    let runs = plan(&f, &[]).unwrap_or_else(|e| {
+                        panic!("{} + {} + {}: {e:#}", d.display(), m.display(), t.display())
+                    });
+                    assert_eq!(runs.len(), 1);
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, datasets.len() * models.len() * trainings.len());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use crossomics_runner::config::ExperimentConfig;
 use crossomics_runner::experiment;
 use crossomics_runner::rundir::{self, Meta, RunDir};
-use crossomics_runner::{pipeline, slurm, table};
+use crossomics_runner::{pipeline, slurm, table, translation};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -147,6 +147,35 @@ enum Cmd {
         /// `[dataset]` table (any format of the config schema).
         #[arg(long)]
         data: PathBuf,
+        /// Output `.h5ad`.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Predict the other modality of new cells with a finished translation run's saved
+    /// model: genes matched by name or Ensembl id, peaks by genomic overlap; refused when
+    /// the data covers too few of the model's features or is of another genome build.
+    /// Writes h5ad (`X` the prediction, `obsm["X_latent"]` the embedding).
+    Translate {
+        /// A finished translation run folder (config.resolved.toml, preprocessing.json,
+        /// model.json and the weights).
+        run: PathBuf,
+        /// The data: an `.h5ad` of the source modality, or a plain-layout folder, `.h5mu`
+        /// or TOML `[dataset]` file whose source modality is used.
+        #[arg(long)]
+        data: PathBuf,
+        /// `rna_to_atac` or `atac_to_rna` (default: the model's first direction).
+        #[arg(long)]
+        direction: Option<String>,
+        /// The genome build of the data (`GRCh38`, `hg19`), checked against the model's.
+        #[arg(long)]
+        genome: Option<String>,
+        /// Read this h5ad layer instead of `X` (raw counts are needed).
+        #[arg(long)]
+        layer: Option<String>,
+        /// Refuse data covering fewer of the model's features (default: the run's
+        /// `translation.min_coverage`).
+        #[arg(long)]
+        min_coverage: Option<f64>,
         /// Output `.h5ad`.
         #[arg(long)]
         out: PathBuf,
@@ -334,6 +363,23 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Cmd::Table { dir } => print_table(&dir),
         Cmd::Embed { run, data, out } => embed(&run, &data, &out),
+        Cmd::Translate {
+            run,
+            data,
+            direction,
+            genome,
+            layer,
+            min_coverage,
+            out,
+        } => translate(
+            &run,
+            &data,
+            direction.as_deref(),
+            genome.as_deref(),
+            layer.as_deref(),
+            min_coverage,
+            &out,
+        ),
         Cmd::Fetch {
             name,
             dir,
@@ -648,13 +694,12 @@ fn parallel_runs(
 }
 
 /// `losses.png` and UMAP layouts of the embedding coloured by cell label and batch.
-fn plots(
+/// `losses.png`: every training loss part and the validation loss per epoch.
+fn loss_plot(
     cfg: &ExperimentConfig,
     run: &RunDir,
-    outcome: &pipeline::Outcome,
-    prep: &pipeline::Prepared,
+    h: &crossomics_translators::TrainHistory,
 ) -> Result<()> {
-    let h = &outcome.history;
     let mut names: Vec<String> = Vec::new();
     for e in &h.epochs {
         for (k, _) in &e.train {
@@ -687,6 +732,16 @@ fn plots(
         &format!("{} / {}", cfg.name, run.id),
         &series,
     )?;
+    Ok(())
+}
+
+fn plots(
+    cfg: &ExperimentConfig,
+    run: &RunDir,
+    outcome: &pipeline::Outcome,
+    prep: &pipeline::Prepared,
+) -> Result<()> {
+    loss_plot(cfg, run, &outcome.history)?;
 
     let params = crossomics_plots::umap::UmapParams {
         seed: cfg.seed,
@@ -829,6 +884,69 @@ fn dataset_at(path: &Path) -> Result<crossomics_data::PairedDataset> {
     }
 }
 
+/// `crossomics translate`: a saved translator's prediction of new data's other modality.
+fn translate(
+    run_dir: &Path,
+    data: &Path,
+    direction: Option<&str>,
+    genome: Option<&str>,
+    layer: Option<&str>,
+    min_coverage: Option<f64>,
+    out: &Path,
+) -> Result<()> {
+    use crossomics_runner::apply;
+    let saved = apply::SavedTranslator::load(run_dir)?;
+    let direction = match direction {
+        Some(d) => toml::Value::String(d.to_string())
+            .try_into::<crossomics_translators::Direction>()
+            .map_err(|_| anyhow::anyhow!("--direction {d}: expected rna_to_atac or atac_to_rna"))?,
+        None => *saved
+            .directions()
+            .first()
+            .context("the run lists no translation direction")?,
+    };
+    let declared = genome
+        .map(str::parse::<crossomics_data::transfer::GenomeBuild>)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--genome: {e}"))?;
+    let clock = Instant::now();
+    let source = apply::read_source(data, apply::source_modality(direction), layer, dataset_at)?;
+    let read_s = clock.elapsed().as_secs_f64();
+    let t = saved.translate(&source, direction, declared, min_coverage)?;
+    let translate_s = clock.elapsed().as_secs_f64() - read_s;
+    let c = &t.coverage;
+    eprintln!(
+        "coverage: {} of the model's {} {} {} found in {} ({:.1}%)",
+        c.found,
+        c.total,
+        c.modality,
+        c.modality.features(),
+        data.display(),
+        100.0 * c.fraction()
+    );
+    let written = apply::write_h5ad(out, &t)?;
+    let total_s = clock.elapsed().as_secs_f64();
+    eprintln!(
+        "{} cells in {total_s:.2} s ({:.0} cells/s): read {read_s:.2} s, preprocess + translate {translate_s:.2} s, write {:.2} s",
+        t.cells.len(),
+        t.cells.len() as f64 / total_s.max(1e-9),
+        total_s - read_s - translate_s
+    );
+    for f in written {
+        println!(
+            "wrote {} ({} cells x {} {})",
+            f.display(),
+            t.cells.len(),
+            t.features.len(),
+            match direction {
+                crossomics_translators::Direction::RnaToAtac => "peaks: probabilities",
+                crossomics_translators::Direction::AtacToRna => "genes",
+            }
+        );
+    }
+    Ok(())
+}
+
 /// `crossomics embed`: a saved model's latent means of new data.
 fn embed(run_dir: &Path, data: &Path, out: &Path) -> Result<()> {
     use crossomics_data::fitted::FittedPreprocessing;
@@ -870,7 +988,13 @@ fn embed(run_dir: &Path, data: &Path, out: &Path) -> Result<()> {
         .map(|p| crossomics_data::Peak::parse(p).map(|p| p.chrom))
         .collect::<std::result::Result<Vec<String>, String>>()
         .map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.join("preprocessing.json").display()))?;
-    let crossomics_runner::config::ModelConfig::Sailerx(model_cfg) = &cfg.model;
+    let Some(model_cfg) = cfg.model.sailerx() else {
+        anyhow::bail!(
+            "{}: `crossomics embed` embeds with a SAILERX model, not `{}` (use `crossomics translate`)",
+            run_dir.display(),
+            cfg.model.kind()
+        );
+    };
     let device = cfg.training.device.resolve()?;
     let mut model = pipeline::build_model(model_cfg, &dims, &peaks, device)?;
     model.load(&file("model.safetensors")?)?;
@@ -1098,31 +1222,59 @@ fn execute(
             )));
         }
     };
-    let outcome = pipeline::train_and_evaluate(cfg, &prep, &mut observer);
-    bar.finish_and_clear();
-    let outcome = outcome?;
-    note(format!(
-        "trained on {} in {:.1} s (best epoch {:?}, stopped early: {})",
-        outcome.device,
-        outcome.train_seconds,
-        outcome.history.best_epoch,
-        outcome.history.stopped_early
-    ));
+    let (rows, device, train_seconds) = if cfg.is_translation() {
+        let outcome = translation::train_and_evaluate(cfg, &prep, &mut observer);
+        bar.finish_and_clear();
+        let outcome = outcome?;
+        note(format!(
+            "fitted {} on {} in {:.1} s (best epoch {:?}, stopped early: {})",
+            cfg.model.kind(),
+            outcome.device,
+            outcome.train_seconds,
+            outcome.history.best_epoch,
+            outcome.history.stopped_early
+        ));
+        if cfg.output.plots && !outcome.history.epochs.is_empty() {
+            loss_plot(cfg, run, &outcome.history)?;
+        }
+        run.write("log.txt", log.borrow().as_bytes())?;
+        run.write("losses.csv", table::losses_csv(&outcome.history))?;
+        translation::write_predictions(&run.work_dir, &prep, &outcome)?;
+        run.write_json("split.json", &outcome.split)?;
+        prep.fitted.save(&run.path("preprocessing.json"))?;
+        if cfg.output.checkpoint {
+            outcome.model.save(&run.work_dir)?;
+            run.write_json("model.json", &outcome.dims)?;
+        }
+        (outcome.rows, outcome.device, outcome.train_seconds)
+    } else {
+        let outcome = pipeline::train_and_evaluate(cfg, &prep, &mut observer);
+        bar.finish_and_clear();
+        let outcome = outcome?;
+        note(format!(
+            "trained on {} in {:.1} s (best epoch {:?}, stopped early: {})",
+            outcome.device,
+            outcome.train_seconds,
+            outcome.history.best_epoch,
+            outcome.history.stopped_early
+        ));
 
-    if cfg.output.plots {
-        plots(cfg, run, &outcome, &prep)?;
-    }
-    run.write("log.txt", log.borrow().as_bytes())?;
-    run.write("losses.csv", table::losses_csv(&outcome.history))?;
-    ndarray_npy::write_npy(run.path("embedding.npy"), &outcome.embedding)
-        .context("writing embedding.npy")?;
-    write_embedding_h5ad(&run.path("embedding.h5ad"), cfg, &prep, &outcome)?;
-    run.write_json("split.json", &outcome.split)?;
-    prep.fitted.save(&run.path("preprocessing.json"))?;
-    if cfg.output.checkpoint {
-        outcome.model.save(&run.path("model.safetensors"))?;
-        run.write_json("model.json", &pipeline::ModelDims::of(&prep))?;
-    }
+        if cfg.output.plots {
+            plots(cfg, run, &outcome, &prep)?;
+        }
+        run.write("log.txt", log.borrow().as_bytes())?;
+        run.write("losses.csv", table::losses_csv(&outcome.history))?;
+        ndarray_npy::write_npy(run.path("embedding.npy"), &outcome.embedding)
+            .context("writing embedding.npy")?;
+        write_embedding_h5ad(&run.path("embedding.h5ad"), cfg, &prep, &outcome)?;
+        run.write_json("split.json", &outcome.split)?;
+        prep.fitted.save(&run.path("preprocessing.json"))?;
+        if cfg.output.checkpoint {
+            outcome.model.save(&run.path("model.safetensors"))?;
+            run.write_json("model.json", &outcome.dims)?;
+        }
+        (outcome.rows, outcome.device, outcome.train_seconds)
+    };
     let (git_commit, git_dirty) = rundir::git_state();
     run.write_json(
         "meta.json",
@@ -1132,16 +1284,16 @@ fn execute(
             git_dirty,
             tch_version: "0.24.0",
             libtorch_version: "2.11.0",
-            device: outcome.device.clone(),
+            device: device.clone(),
             cpu_threads: tch::get_num_threads(),
             seed: cfg.seed,
             started_unix: started,
             finished_unix: rundir::unix_now(),
-            train_seconds: outcome.train_seconds,
+            train_seconds,
             command: std::env::args().collect(),
         },
     )?;
-    let mut rows = outcome.rows.clone();
+    let mut rows = rows;
     for r in &mut rows {
         r.variant = variant.to_string();
     }

@@ -9,14 +9,14 @@ use crossomics_data::fitted::FittedPreprocessing;
 use crossomics_data::{PairedDataset, pca, preprocess, split};
 use crossomics_encoders::ChromGroups;
 use crossomics_losses::similarity::sailerx_cell_weights;
-use crossomics_metrics::{clustering, knn, silhouette};
+use crossomics_metrics::{clustering, community, knn, silhouette};
 use crossomics_translators::sailerx::{
     Architecture, RnaInput, Sailerx, SailerxConfig, SailerxInput,
 };
 use crossomics_translators::{EpochRecord, TrainHistory, train};
 use ndarray::{Array2, ArrayView2};
 
-use crate::config::{CovariateConfig, ExperimentConfig, ModelConfig};
+use crate::config::{CovariateConfig, ExperimentConfig};
 
 /// Model inputs derived from the counts.
 #[derive(Debug)]
@@ -140,6 +140,8 @@ fn covariates(
 #[derive(Debug)]
 pub struct Outcome {
     pub model: Sailerx,
+    /// the input widths the model was built with (`model.json`)
+    pub dims: ModelDims,
     pub embedding: Array2<f32>,
     pub history: TrainHistory,
     pub split: split::Split,
@@ -148,14 +150,10 @@ pub struct Outcome {
     pub train_seconds: f64,
 }
 
-/// Trains the configured model on the prepared data and scores its embedding.
-pub fn train_and_evaluate(
-    cfg: &ExperimentConfig,
-    prep: &Prepared,
-    observer: &mut dyn FnMut(&EpochRecord),
-) -> Result<Outcome> {
+/// The configured train / validation / test split of the prepared cells.
+pub fn make_split(cfg: &ExperimentConfig, prep: &Prepared) -> Result<split::Split> {
     let n = prep.dataset.n_cells();
-    let split = match &cfg.split {
+    Ok(match &cfg.split {
         split::SplitConfig::Random {
             val_fraction,
             test_fraction,
@@ -187,10 +185,25 @@ pub fn train_and_evaluate(
                 cfg.seed,
             )?
         }
-    };
+    })
+}
+
+/// Trains the configured model on the prepared data and scores its embedding.
+pub fn train_and_evaluate(
+    cfg: &ExperimentConfig,
+    prep: &Prepared,
+    observer: &mut dyn FnMut(&EpochRecord),
+) -> Result<Outcome> {
+    let n = prep.dataset.n_cells();
+    let split = make_split(cfg, prep)?;
     let device = cfg.training.device.resolve()?;
     tch::manual_seed(cfg.seed as i64);
-    let ModelConfig::Sailerx(model_cfg) = &cfg.model;
+    let Some(model_cfg) = cfg.model.sailerx() else {
+        bail!(
+            "model kind `{}` is a translator: it runs with task = \"translation\"",
+            cfg.model.kind()
+        );
+    };
     let peaks: Vec<&str> = prep
         .dataset
         .peaks
@@ -204,12 +217,28 @@ pub fn train_and_evaluate(
             prep.atac.ncols()
         );
     }
-    let dims = ModelDims::of(prep);
+    let hybrid = hybrid_cells(cfg, model_cfg, &split)?;
+    // the hybrid mode's flag: one more decoder confounder, 1 for the ATAC-only cells
+    let covariates = match &hybrid {
+        Some(h) => {
+            let mut flag = Array2::<f32>::zeros((n, 1));
+            for &c in &h.atac_only {
+                flag[[c, 0]] = 1.0;
+            }
+            ndarray::concatenate(ndarray::Axis(1), &[prep.covariates.view(), flag.view()])
+                .expect("same cells")
+        }
+        None => prep.covariates.clone(),
+    };
+    let dims = ModelDims {
+        n_covariates: covariates.ncols(),
+        ..ModelDims::of(prep)
+    };
     let model = build_model(model_cfg, &dims, &peaks, device)?;
     let input = SailerxInput {
         atac: &prep.atac,
         rna_pca: prep.rna_pca.view(),
-        covariates: prep.covariates.view(),
+        covariates: covariates.view(),
         cell_weights: &prep.cell_weights,
         rna: model_cfg.symmetric.then(|| RnaInput {
             values: &prep.rna_values,
@@ -219,15 +248,30 @@ pub fn train_and_evaluate(
     };
     input.check()?;
     let started = Instant::now();
-    let history = train::fit(
-        &model,
-        &input,
-        &split.train,
-        &split.val,
-        &cfg.training,
-        cfg.seed,
-        observer,
-    )?;
+    let history = match &hybrid {
+        Some(h) => train::fit_with_extra(
+            &model,
+            &input,
+            &h.paired,
+            Some(train::ExtraCells {
+                cells: &h.atac_only,
+                every: cfg.hybrid.every,
+            }),
+            &split.val,
+            &cfg.training,
+            cfg.seed,
+            observer,
+        )?,
+        None => train::fit(
+            &model,
+            &input,
+            &split.train,
+            &split.val,
+            &cfg.training,
+            cfg.seed,
+            observer,
+        )?,
+    };
     let train_seconds = started.elapsed().as_secs_f64();
     let all: Vec<usize> = (0..n).collect();
     let embedding = model.embed(&input, &all)?;
@@ -259,6 +303,7 @@ pub fn train_and_evaluate(
     }
     Ok(Outcome {
         model,
+        dims,
         embedding,
         history,
         split,
@@ -266,6 +311,60 @@ pub fn train_and_evaluate(
         device: format!("{device:?}"),
         train_seconds,
     })
+}
+
+/// The training cells of a hybrid run: paired ones and ATAC-only ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HybridCells {
+    pub paired: Vec<usize>,
+    pub atac_only: Vec<usize>,
+}
+
+/// The `[hybrid]` section applied to the training cells: a seeded `unpaired_fraction` of
+/// them (rounded, at least 2 and leaving at least 2 paired) becomes ATAC-only; `None`
+/// when the mode is off.
+pub fn hybrid_cells(
+    cfg: &ExperimentConfig,
+    model: &SailerxConfig,
+    split: &split::Split,
+) -> Result<Option<HybridCells>> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let h = &cfg.hybrid;
+    if !(0.0..1.0).contains(&h.unpaired_fraction) {
+        bail!(
+            "hybrid.unpaired_fraction = {} is not in [0, 1)",
+            h.unpaired_fraction
+        );
+    }
+    if h.unpaired_fraction == 0.0 {
+        return Ok(None);
+    }
+    if model.symmetric {
+        bail!(
+            "hybrid.unpaired_fraction > 0 with model.symmetric = true: the symmetric variant embeds cells through their RNA, which ATAC-only cells do not have"
+        );
+    }
+    if h.every < 2 {
+        bail!("hybrid.every = {} < 2", h.every);
+    }
+    let n = split.train.len();
+    let k = (h.unpaired_fraction * n as f64).round() as usize;
+    if k < 2 || n - k < 2 {
+        bail!(
+            "hybrid.unpaired_fraction = {} of {n} training cells leaves {k} ATAC-only and {} paired; each needs at least 2",
+            h.unpaired_fraction,
+            n - k
+        );
+    }
+    let mut order = split.train.clone();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6879_6272_6964);
+    order.shuffle(&mut rng);
+    let mut atac_only = order[..k].to_vec();
+    let mut paired = order[k..].to_vec();
+    atac_only.sort_unstable();
+    paired.sort_unstable();
+    Ok(Some(HybridCells { paired, atac_only }))
 }
 
 /// The input widths a model was built with, saved beside its weights (`model.json`) so
@@ -350,7 +449,7 @@ pub fn concat_blocks(blocks: &[ArrayView2<f32>]) -> Array2<f32> {
 /// LSI of the peaks (TF-IDF, PCA, first component dropped as it tracks depth): the
 /// `atac_lsi` step's scores, else as many components as the RNA PCA: what the ATAC input
 /// alone says about the cells.
-fn atac_lsi(prep: &Prepared, cfg: &ExperimentConfig) -> Result<Array2<f32>> {
+pub(crate) fn atac_lsi(prep: &Prepared, cfg: &ExperimentConfig) -> Result<Array2<f32>> {
     if let Some(lsi) = &prep.atac_lsi {
         return Ok(lsi.clone());
     }
@@ -390,6 +489,7 @@ pub fn score(
     };
     let k = prep.label_names.len();
     let clusters = clustering::kmeans(emb, k, cfg.seed)?;
+    let louvain = scib_clustering(emb, &prep.labels, cfg.seed)?;
     Ok(crate::table::Row {
         method: method.to_string(),
         variant: String::new(),
@@ -406,12 +506,34 @@ pub fn score(
                 "kmeans_nmi".into(),
                 clustering::normalized_mutual_info(&prep.labels, &clusters)?,
             ),
+            ("louvain_ari".into(), louvain.ari),
+            ("louvain_nmi".into(), louvain.nmi),
             (
                 "cell_type_asw".into(),
                 silhouette::cell_type_asw(emb, &prep.labels)?,
             ),
         ],
     })
+}
+
+/// Louvain clustering at the resolution (0.1 to 2.0) that best matches the labels, on
+/// scanpy's default graph (15 neighbours counting the cell itself, UMAP connectivities):
+/// scib's `opt_louvain`, which the NeurIPS 2021 joint-embedding NMI and ARI use.
+fn scib_clustering(
+    emb: ArrayView2<f32>,
+    labels: &[usize],
+    seed: u64,
+) -> Result<community::OptimalClustering> {
+    let k = 14.min(emb.nrows().saturating_sub(1)).max(1);
+    let nn = knn::knn_graph(emb, k, &knn::KnnMethod::default())?;
+    let graph = community::WeightedGraph::umap_connectivities(&nn);
+    Ok(community::cluster_optimal_resolution(
+        &graph,
+        labels,
+        community::GraphAlgorithm::Louvain,
+        &community::scib_resolutions(),
+        seed,
+    )?)
 }
 
 #[cfg(test)]
@@ -432,13 +554,18 @@ mod tests {
         }
         std::fs::write(dir.path().join("meta.csv"), csv).unwrap();
         let text = format!(
-            "{}\n[cell_metadata]\npath = \"meta.csv\"\nbarcode_column = \"cell_id\"\n",
-            std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/quickstart.toml")
-            )
-            .unwrap()
+            "extends = [{:?}]\n[cell_metadata]\npath = \"meta.csv\"\nbarcode_column = \"cell_id\"\n",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../configs/quickstart.toml")
+                .display()
+                .to_string()
         );
-        let cfg = crate::config::parse(&text, "test.toml").unwrap();
+        let config = |text: &str| {
+            let f = dir.path().join("test.toml");
+            std::fs::write(&f, text).unwrap();
+            crate::experiment::plan(&f, &[]).unwrap().remove(0).config
+        };
+        let cfg = config(&text);
         let prep = prepare(&cfg, dir.path()).unwrap();
         let labels = prep.dataset.cells.column("label_upper").unwrap();
         let types = prep.dataset.cells.column("cell_type").unwrap();
@@ -458,12 +585,74 @@ mod tests {
             }
         }
         let bad = text.replace("cell_id", "no_such_column");
-        let cfg = crate::config::parse(&bad, "test.toml").unwrap();
+        let cfg = config(&bad);
         let err = format!("{:#}", prepare(&cfg, dir.path()).unwrap_err());
         assert!(
             err.contains("meta.csv") && err.contains("no_such_column"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn hybrid_mode_hides_the_rna_of_a_seeded_part_of_the_training_cells() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("h.toml");
+        let quickstart =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/quickstart.toml");
+        let write = |extra: &str| {
+            std::fs::write(
+                &f,
+                format!(
+                    "extends = [{:?}]\n[training]\nepochs = 3\nwarmup_epochs = 1\n{extra}",
+                    quickstart.display().to_string()
+                ),
+            )
+            .unwrap();
+            crate::experiment::plan(&f, &[]).unwrap().remove(0).config
+        };
+        let cfg = write("[hybrid]\nunpaired_fraction = 0.5\n");
+        let prep = prepare(&cfg, dir.path()).unwrap();
+        let split = make_split(&cfg, &prep).unwrap();
+        let model = cfg.model.sailerx().unwrap();
+        let h = hybrid_cells(&cfg, model, &split).unwrap().unwrap();
+        // a partition of the training cells, half each, the same for the same seed
+        let mut all: Vec<usize> = h.paired.iter().chain(&h.atac_only).copied().collect();
+        all.sort_unstable();
+        let mut train = split.train.clone();
+        train.sort_unstable();
+        assert_eq!(all, train);
+        assert_eq!(
+            h.atac_only.len(),
+            (split.train.len() as f64 * 0.5).round() as usize
+        );
+        assert_eq!(hybrid_cells(&cfg, model, &split).unwrap().unwrap(), h);
+        // training: one more decoder confounder (the ATAC-only flag)
+        let out = train_and_evaluate(&cfg, &prep, &mut |_| {}).unwrap();
+        assert_eq!(out.dims.n_covariates, prep.covariates.ncols() + 1);
+        assert_eq!(out.embedding.nrows(), prep.dataset.n_cells());
+        // off by default, and a resolved config without [hybrid] keeps its run id
+        let off = write("");
+        assert!(hybrid_cells(&off, model, &split).unwrap().is_none());
+        assert!(!toml::to_string(&off).unwrap().contains("hybrid"));
+        // bad settings are errors that name the key
+        for (extra, want) in [
+            ("[hybrid]\nunpaired_fraction = 1.0\n", "unpaired_fraction"),
+            (
+                "[hybrid]\nunpaired_fraction = 0.5\nevery = 1\n",
+                "hybrid.every",
+            ),
+            ("[hybrid]\nunpaired_fraction = 0.001\n", "at least 2"),
+            (
+                "[hybrid]\nunpaired_fraction = 0.5\n[model]\nkind = \"sailerx\"\nsymmetric = true\n",
+                "symmetric",
+            ),
+        ] {
+            let c = write(extra);
+            let e = hybrid_cells(&c, c.model.sailerx().unwrap(), &split)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{extra}: {e}");
+        }
     }
 
     #[test]

@@ -584,6 +584,38 @@ impl Sailerx {
         Ok(out)
     }
 
+    /// The ATAC decoder's peak probabilities at latent points `z` (cells x latent_dim)
+    /// with decoder confounders `covariates` (cells x c), in evaluation mode: what
+    /// translation through the SAILERX latent decodes.
+    pub fn decode_probabilities(
+        &self,
+        z: ArrayView2<'_, f32>,
+        covariates: ArrayView2<'_, f32>,
+    ) -> Result<Array2<f32>> {
+        if z.ncols() != self.config.latent_dim as usize || z.nrows() != covariates.nrows() {
+            return Err(ModelError::Input(format!(
+                "decoding {} x {} latent points with {} rows of covariates (latent_dim {})",
+                z.nrows(),
+                z.ncols(),
+                covariates.nrows(),
+                self.config.latent_dim
+            )));
+        }
+        let device = self.vs.device();
+        let mut out: Option<Array2<f32>> = None;
+        tch::no_grad(|| {
+            for start in (0..z.nrows()).step_by(1024) {
+                let end = (start + 1024).min(z.nrows());
+                let zt = tensor::from_array(z.slice(ndarray::s![start..end, ..]), device);
+                let ct = tensor::from_array(covariates.slice(ndarray::s![start..end, ..]), device);
+                let p = tensor::to_array(&self.decoder.decode(&zt, Some(&ct), false).sigmoid());
+                let o = out.get_or_insert_with(|| Array2::zeros((z.nrows(), p.ncols())));
+                o.slice_mut(ndarray::s![start..end, ..]).assign(&p);
+            }
+        });
+        Ok(out.unwrap_or_else(|| Array2::zeros((0, 0))))
+    }
+
     /// The RNA input the symmetric variant needs.
     fn rna_input<'a>(&self, input: &SailerxInput<'a>) -> Result<RnaInput<'a>> {
         input.rna.ok_or_else(|| {
@@ -687,14 +719,17 @@ impl Trainable for Sailerx {
         };
         let c = tensor::rows_of_array(input.covariates, cells, device);
         let gamma = self.config.alignment_weight;
-        // the symmetric variant's RNA VAE: its latent replaces the RNA PCA as the target
+        // the symmetric variant's RNA VAE: its latent replaces the RNA PCA as the target.
+        // A batch of the hybrid mode's ATAC-only cells (`ctx.extra`) has no RNA: no RNA
+        // pass and no alignment term, only the ATAC VAE's own terms.
         let rna = match &self.rna {
-            Some(vae) => Some(self.rna_pass(vae, input, batch, train)?),
-            None => None,
+            Some(vae) if !ctx.extra => Some(self.rna_pass(vae, input, batch, train)?),
+            _ => None,
         };
         let p = match &rna {
-            Some(r) => r.q.mu.shallow_clone(),
-            None => tensor::rows_of_array(input.rna_pca, cells, device),
+            _ if ctx.extra => None,
+            Some(r) => Some(r.q.mu.shallow_clone()),
+            None => Some(tensor::rows_of_array(input.rna_pca, cells, device)),
         };
 
         let csr = batch
@@ -727,7 +762,7 @@ impl Trainable for Sailerx {
                 total += &nb;
                 parts.push(("rna_recon", nb));
             }
-            if let Some(align) = self.alignment(&p, &q.mu, None, true) {
+            if let Some(align) = p.and_then(|p| self.alignment(&p, &q.mu, None, true)) {
                 total += &align * gamma;
                 parts.push(("align", align));
             }
@@ -753,7 +788,7 @@ impl Trainable for Sailerx {
                 ("rna_invariance", inv),
             ]);
         }
-        if let Some(align) = self.alignment(&p, &q.mu, weights.as_ref(), false) {
+        if let Some(align) = p.and_then(|p| self.alignment(&p, &q.mu, weights.as_ref(), false)) {
             total += &align * gamma;
             parts.push(("align", align));
         }
@@ -972,6 +1007,7 @@ mod tests {
             steps_per_epoch: 1,
             warmup: false,
             validation: true,
+            extra: false,
         };
         let sparse = model
             .loss(&input, &Minibatch::loaded(&loaded), &ctx, false)
@@ -1038,6 +1074,7 @@ mod tests {
                 steps_per_epoch: 5,
                 warmup: false,
                 validation,
+                extra: false,
             })
         };
         // a period of 2 epochs x 5 steps

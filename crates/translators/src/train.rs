@@ -62,7 +62,44 @@ pub struct TrainOptions {
     pub grad_clip: Option<f64>,
     /// Stop when the validation loss has not improved for this many epochs.
     pub patience: Option<usize>,
+    /// Multiply the lr by `factor` when the validation loss has not improved for
+    /// `patience` epochs (PyTorch's `ReduceLROnPlateau`, mode min, relative threshold
+    /// 1e-4; BABEL: factor 0.1, patience 15). Applied after `lr_decay`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr_plateau: Option<Plateau>,
     pub device: DeviceChoice,
+}
+
+/// `[training.lr_plateau]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plateau {
+    pub factor: f64,
+    pub patience: usize,
+}
+
+/// The state of [`Plateau`] over epochs.
+#[derive(Debug, Clone, Copy)]
+struct PlateauState {
+    best: f64,
+    bad_epochs: usize,
+}
+
+impl PlateauState {
+    /// Takes the epoch's validation loss; true when the lr should be reduced now.
+    fn step(&mut self, loss: f64, p: &Plateau) -> bool {
+        if loss < self.best * (1.0 - 1e-4) {
+            self.best = loss;
+            self.bad_epochs = 0;
+            return false;
+        }
+        self.bad_epochs += 1;
+        if self.bad_epochs > p.patience {
+            self.bad_epochs = 0;
+            return true;
+        }
+        false
+    }
 }
 
 impl Default for TrainOptions {
@@ -76,6 +113,7 @@ impl Default for TrainOptions {
             lr_decay: 0.995,
             grad_clip: None,
             patience: None,
+            lr_plateau: None,
             device: DeviceChoice::Auto,
         }
     }
@@ -102,6 +140,14 @@ impl TrainOptions {
                 format!("{} is not in (0, 1]", self.lr_decay),
             );
         }
+        if let Some(p) = &self.lr_plateau
+            && !(p.factor > 0.0 && p.factor < 1.0)
+        {
+            return bad(
+                "training.lr_plateau.factor",
+                format!("{} is not in (0, 1)", p.factor),
+            );
+        }
         if self.weight_decay < 0.0 {
             return bad(
                 "training.weight_decay",
@@ -123,6 +169,34 @@ pub struct StepContext {
     /// Validation: the model should use fixed weights (e.g. KL weight 1) so that
     /// validation losses are comparable across epochs.
     pub validation: bool,
+    /// The batch holds cells of the extra pool ([`ExtraCells`]: single-modality cells of
+    /// a hybrid run), not of the main training cells.
+    pub extra: bool,
+}
+
+/// A second pool of training cells interleaved with the main ones: every `every`-th
+/// optimiser step takes a batch from `cells` (SAILERX's hybrid mode: ATAC-only cells
+/// every 3rd step). The pool is reshuffled whenever it is used up.
+#[derive(Debug, Clone, Copy)]
+pub struct ExtraCells<'c> {
+    pub cells: &'c [usize],
+    pub every: usize,
+}
+
+/// Whether each step of an epoch takes an extra batch, for `n_main` main batches: after
+/// every `every - 1` main batches comes one extra batch (none without extra cells).
+fn epoch_pattern(n_main: usize, extra: Option<&ExtraCells<'_>>) -> Vec<bool> {
+    let mut pattern = Vec::with_capacity(n_main * 2);
+    for i in 0..n_main {
+        pattern.push(false);
+        if let Some(e) = extra
+            && !e.cells.is_empty()
+            && (i + 1) % (e.every - 1) == 0
+        {
+            pattern.push(true);
+        }
+    }
+    pattern
 }
 
 /// One minibatch's loss: the total that is optimised and its named parts for the log.
@@ -219,7 +293,45 @@ pub fn fit<'i, M: Trainable>(
     seed: u64,
     observer: &mut dyn FnMut(&EpochRecord),
 ) -> Result<TrainHistory> {
+    fit_with_extra(
+        model,
+        input,
+        train_cells,
+        None,
+        val_cells,
+        opts,
+        seed,
+        observer,
+    )
+}
+
+/// [`fit`] with a second pool of training cells interleaved with the main ones (their
+/// batches reach the model with [`StepContext::extra`] set).
+#[allow(clippy::too_many_arguments)]
+pub fn fit_with_extra<'i, M: Trainable>(
+    model: &M,
+    input: &M::Input<'i>,
+    train_cells: &[usize],
+    extra: Option<ExtraCells<'_>>,
+    val_cells: &[usize],
+    opts: &TrainOptions,
+    seed: u64,
+    observer: &mut dyn FnMut(&EpochRecord),
+) -> Result<TrainHistory> {
     opts.check()?;
+    if let Some(e) = &extra {
+        if e.every < 2 {
+            return Err(ModelError::Parameter {
+                name: "hybrid.every",
+                reason: format!("{} < 2 (every step would be an extra batch)", e.every),
+            });
+        }
+        if e.cells.len() == 1 {
+            return Err(ModelError::Input(
+                "one extra cell: an extra batch needs at least 2 (BatchNorm)".into(),
+            ));
+        }
+    }
     if train_cells.len() < 2 {
         return Err(ModelError::Input(format!(
             "{} training cells; need at least 2",
@@ -234,28 +346,65 @@ pub fn fit<'i, M: Trainable>(
     .build(vs, opts.lr)?;
     let loader = Loader::new(model.sources(input)).map_err(|e| ModelError::Input(e.to_string()))?;
     let prefetch = prefetch_for(&loader);
-    let steps_per_epoch = train_cells.len().div_ceil(opts.batch_size) as u64;
-    let batches_per_epoch = batches::count(train_cells.len(), opts.batch_size);
+    let main_batches = batches::count(train_cells.len(), opts.batch_size);
+    let pattern = epoch_pattern(main_batches, extra.as_ref());
+    let batches_per_epoch = pattern.len();
+    // (without an extra pool: the number of batches counting a merged single-cell batch,
+    // as the KL schedules of the committed results were computed)
+    let steps_per_epoch = if extra.is_some_and(|e| !e.cells.is_empty()) {
+        batches_per_epoch as u64
+    } else {
+        train_cells.len().div_ceil(opts.batch_size) as u64
+    };
+    let epoch_cells = train_cells.len() + pattern.iter().filter(|e| **e).count() * opts.batch_size;
     let mut lr = opts.lr;
     let mut step = 0u64;
     let mut history = TrainHistory::default();
     let mut best: Option<(f64, Vec<(String, Tensor)>)> = None;
     let mut since_best = 0usize;
+    let mut plateau = PlateauState {
+        best: f64::INFINITY,
+        bad_epochs: 0,
+    };
 
     let total_epochs = opts.warmup_epochs + opts.epochs;
     // every epoch's shuffle from one seeded generator, in order: the batches the loader
     // prepares ahead are exactly those `batches::shuffled` gave epoch by epoch
     let plan = {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        // the extra pool has its own generator, so that a run without one draws the same
+        // main batches as before
+        let mut extra_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6879_6272_6964);
         let batch_size = opts.batch_size;
-        (0..total_epochs).flat_map(move |_| batches::shuffled(train_cells, batch_size, &mut rng))
+        let pattern = pattern.clone();
+        let extra_cells: &[usize] = extra.map_or(&[], |e| e.cells);
+        let mut extra_queue: std::collections::VecDeque<Vec<usize>> = Default::default();
+        (0..total_epochs).flat_map(move |_| {
+            let mut main = batches::shuffled(train_cells, batch_size, &mut rng).into_iter();
+            let mut epoch = Vec::with_capacity(pattern.len());
+            for &is_extra in &pattern {
+                if is_extra {
+                    if extra_queue.is_empty() {
+                        extra_queue.extend(batches::shuffled(
+                            extra_cells,
+                            batch_size,
+                            &mut extra_rng,
+                        ));
+                    }
+                    epoch.push(extra_queue.pop_front().expect("a non-empty pool"));
+                } else {
+                    epoch.push(main.next().expect("one main batch per pattern slot"));
+                }
+            }
+            epoch
+        })
     };
     loader.run(plan, prefetch, |loaded| -> Result<()> {
         for epoch in 0..total_epochs {
             let warmup = epoch < opts.warmup_epochs;
             let started = Instant::now();
-            let mut sums: Vec<(String, f64)> = Vec::new();
-            for _ in 0..batches_per_epoch {
+            let mut sums: Vec<(String, f64, usize)> = Vec::new();
+            for &is_extra in &pattern {
                 let batch = loaded.next().ok_or_else(|| {
                     ModelError::Input(format!("the minibatch loader ended in epoch {epoch}"))
                 })?;
@@ -265,6 +414,7 @@ pub fn fit<'i, M: Trainable>(
                     steps_per_epoch,
                     warmup,
                     validation: false,
+                    extra: is_extra,
                 };
                 let out = model.loss(input, &Minibatch::loaded(&batch), &ctx, true)?;
                 match opts.grad_clip {
@@ -276,11 +426,13 @@ pub fn fit<'i, M: Trainable>(
                 }
                 accumulate(&mut sums, &out, epoch)?;
             }
-            let n_batches = batches_per_epoch as f64;
-            let train: Vec<(String, f64)> =
-                sums.into_iter().map(|(k, v)| (k, v / n_batches)).collect();
-            let cells_per_second =
-                train_cells.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            // each part's mean over the batches that had it (a hybrid run's extra batches
+            // have no alignment term)
+            let train: Vec<(String, f64)> = sums
+                .into_iter()
+                .map(|(k, v, n)| (k, v / n as f64))
+                .collect();
+            let cells_per_second = epoch_cells as f64 / started.elapsed().as_secs_f64().max(1e-9);
 
             let val_loss = if val_cells.is_empty() {
                 None
@@ -297,6 +449,7 @@ pub fn fit<'i, M: Trainable>(
                         steps_per_epoch,
                         warmup,
                         validation: true,
+                        extra: false,
                     },
                 )?)
             };
@@ -313,6 +466,11 @@ pub fn fit<'i, M: Trainable>(
 
             if !warmup {
                 lr *= opts.lr_decay;
+                if let (Some(p), Some(v)) = (&opts.lr_plateau, val_loss)
+                    && plateau.step(v, p)
+                {
+                    lr *= p.factor;
+                }
                 opt.set_lr(lr);
                 if let Some(v) = val_loss {
                     if best.as_ref().is_none_or(|(b, _)| v < *b) {
@@ -368,7 +526,7 @@ fn validation_loss<M: Trainable>(
     })
 }
 
-fn accumulate(sums: &mut Vec<(String, f64)>, out: &LossOutput, epoch: usize) -> Result<()> {
+fn accumulate(sums: &mut Vec<(String, f64, usize)>, out: &LossOutput, epoch: usize) -> Result<()> {
     let parts = out
         .parts
         .iter()
@@ -383,9 +541,12 @@ fn accumulate(sums: &mut Vec<(String, f64)>, out: &LossOutput, epoch: usize) -> 
                 value: v,
             });
         }
-        match sums.iter_mut().find(|(k, _)| k == name) {
-            Some((_, s)) => *s += v,
-            None => sums.push((name.to_string(), v)),
+        match sums.iter_mut().find(|(k, _, _)| k == name) {
+            Some((_, s, n)) => {
+                *s += v;
+                *n += 1;
+            }
+            None => sums.push((name.to_string(), v, 1)),
         }
     }
     Ok(())
@@ -512,6 +673,7 @@ mod tests {
             steps_per_epoch: 1,
             warmup: false,
             validation: true,
+            extra: false,
         };
         let none = Loader::new([]).unwrap();
         let restored = validation_loss(&m, &data, &none, &cells[48..], 8, &ctx).unwrap();
@@ -532,5 +694,162 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("training.batch_size"), "{err}");
+    }
+
+    /// Records which cells each step saw and whether it was an extra batch.
+    struct Recorder {
+        vs: nn::VarStore,
+        w: Tensor,
+        seen: std::cell::RefCell<Vec<(bool, bool, Vec<usize>)>>,
+    }
+
+    impl Trainable for Recorder {
+        type Input<'a> = ();
+        fn var_store(&self) -> &nn::VarStore {
+            &self.vs
+        }
+        fn loss(
+            &self,
+            _: &(),
+            batch: &Minibatch<'_>,
+            ctx: &StepContext,
+            train: bool,
+        ) -> Result<LossOutput> {
+            if train {
+                self.seen
+                    .borrow_mut()
+                    .push((ctx.extra, ctx.warmup, batch.cells.to_vec()));
+            }
+            let loss = self.w.square().sum(Kind::Float);
+            let mut parts = vec![("always", loss.shallow_clone())];
+            if !ctx.extra {
+                // a part only the main batches have: its mean must count only them
+                parts.push(("main_only", loss.ones_like() * 2.0));
+            }
+            Ok(LossOutput { total: loss, parts })
+        }
+    }
+
+    #[test]
+    fn every_third_step_takes_an_extra_batch_and_parts_average_over_their_batches() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let w = vs.root().ones("w", &[1]);
+        let model = Recorder {
+            vs,
+            w,
+            seen: Default::default(),
+        };
+        let main: Vec<usize> = (0..40).collect(); // 4 batches of 10
+        let extra: Vec<usize> = (100..115).collect(); // 2 batches (10 + 5) per pass
+        let opts = TrainOptions {
+            epochs: 3,
+            warmup_epochs: 1,
+            batch_size: 10,
+            lr: 1e-3,
+            ..Default::default()
+        };
+        let h = fit_with_extra(
+            &model,
+            &(),
+            &main,
+            Some(ExtraCells {
+                cells: &extra,
+                every: 3,
+            }),
+            &[],
+            &opts,
+            5,
+            &mut |_| {},
+        )
+        .unwrap();
+        let seen = model.seen.borrow();
+        // per epoch: main, main, extra, main, main, extra
+        assert_eq!(seen.len(), 4 * 6);
+        let pattern: Vec<bool> = seen.iter().map(|s| s.0).collect();
+        assert_eq!(pattern[..6], [false, false, true, false, false, true]);
+        assert_eq!(pattern[..6], pattern[6..12]);
+        for (extra_flag, _, cells) in seen.iter() {
+            let from_extra = cells.iter().all(|c| *c >= 100);
+            let from_main = cells.iter().all(|c| *c < 100);
+            assert!(
+                if *extra_flag { from_extra } else { from_main },
+                "{cells:?}"
+            );
+        }
+        // each epoch sees every main cell once; the extra pool is used up every epoch
+        for epoch in seen.chunks(6) {
+            let mut m: Vec<usize> = epoch
+                .iter()
+                .filter(|s| !s.0)
+                .flat_map(|s| s.2.clone())
+                .collect();
+            m.sort_unstable();
+            assert_eq!(m, main);
+            let mut e: Vec<usize> = epoch
+                .iter()
+                .filter(|s| s.0)
+                .flat_map(|s| s.2.clone())
+                .collect();
+            e.sort_unstable();
+            assert_eq!(e, extra);
+        }
+        assert!(seen[..6].iter().all(|s| s.1) && seen[6..].iter().all(|s| !s.1));
+        // "main_only" (2.0 in every main batch) averages to 2.0, not 2.0 * 4 / 6
+        let part = |name: &str| h.epochs[1].train.iter().find(|(k, _)| k == name).unwrap().1;
+        assert_eq!(part("main_only"), 2.0);
+        assert!(part("always") > 0.0);
+
+        // the same main batches as a run without the extra pool (own generator)
+        let vs = nn::VarStore::new(Device::Cpu);
+        let w = vs.root().ones("w", &[1]);
+        let plain = Recorder {
+            vs,
+            w,
+            seen: Default::default(),
+        };
+        fit(&plain, &(), &main, &[], &opts, 5, &mut |_| {}).unwrap();
+        let mains: Vec<Vec<usize>> = seen.iter().filter(|s| !s.0).map(|s| s.2.clone()).collect();
+        let plain_batches: Vec<Vec<usize>> =
+            plain.seen.borrow().iter().map(|s| s.2.clone()).collect();
+        assert_eq!(mains, plain_batches);
+
+        let bad = fit_with_extra(
+            &model,
+            &(),
+            &main,
+            Some(ExtraCells {
+                cells: &extra,
+                every: 1,
+            }),
+            &[],
+            &opts,
+            5,
+            &mut |_| {},
+        );
+        assert!(format!("{:?}", bad.unwrap_err()).contains("hybrid.every"));
+    }
+
+    #[test]
+    fn the_plateau_schedule_reduces_after_patience_bad_epochs() {
+        let p = Plateau {
+            factor: 0.1,
+            patience: 2,
+        };
+        let mut st = PlateauState {
+            best: f64::INFINITY,
+            bad_epochs: 0,
+        };
+        // improvement, then 3 epochs without: the third bad one (> patience) reduces
+        let losses = [1.0, 0.5, 0.5, 0.49999, 0.6, 0.4, 0.41];
+        let reduced: Vec<bool> = losses.iter().map(|&l| st.step(l, &p)).collect();
+        assert_eq!(reduced, [false, false, false, false, true, false, false]);
+        let bad = TrainOptions {
+            lr_plateau: Some(Plateau {
+                factor: 1.5,
+                patience: 1,
+            }),
+            ..TrainOptions::default()
+        };
+        assert!(format!("{:?}", bad.check().unwrap_err()).contains("lr_plateau.factor"));
     }
 }

@@ -1,0 +1,364 @@
+//! Applying a saved translator to new data of one modality: what `crossomics translate`
+//! and the portal run.
+//!
+//! The upload is put into the model's input features (genes by name or Ensembl id,
+//! case-insensitively; peaks by genomic overlap, since peak calls rarely share
+//! coordinates), checked against the model's genome build, refused below the configured
+//! coverage of the model's features, preprocessed with the run's fitted steps (for that
+//! modality alone), and translated.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use crossomics_data::fitted::FittedPreprocessing;
+use crossomics_data::pair::SingleModality;
+use crossomics_data::transfer::{
+    self, FeatureCoverage, GenomeBuild, Modality, ModelFeatures, PeakAggregation, Upload,
+};
+use crossomics_data::{CellTable, Csr, PairedDataset, Peak};
+use crossomics_translators::{Direction, Prediction, TranslationData, Translator};
+use ndarray::Array2;
+
+use crate::config::ExperimentConfig;
+use crate::translation::{self, TranslatorDims};
+
+/// A finished translation run loaded for prediction.
+#[derive(Debug)]
+pub struct SavedTranslator {
+    pub dir: PathBuf,
+    pub config: ExperimentConfig,
+    pub fitted: FittedPreprocessing,
+    pub dims: TranslatorDims,
+    pub model: Box<dyn Translator>,
+    /// the model's genome build, from `translation.genome`
+    pub genome: Option<GenomeBuild>,
+}
+
+/// One modality of new cells, as read from a file.
+#[derive(Debug, Clone)]
+pub enum SourceData {
+    Rna {
+        data: SingleModality<String>,
+        /// alternative gene names per column (Ensembl ids), when the file has them
+        ids: Option<Vec<String>>,
+    },
+    Atac(SingleModality<Peak>),
+}
+
+impl SourceData {
+    pub fn modality(&self) -> Modality {
+        match self {
+            Self::Rna { .. } => Modality::Rna,
+            Self::Atac(_) => Modality::Atac,
+        }
+    }
+
+    fn upload(&self) -> Upload<'_> {
+        match self {
+            Self::Rna { data, ids } => Upload::Rna {
+                data,
+                ids: ids.as_deref(),
+            },
+            Self::Atac(d) => Upload::Atac(d),
+        }
+    }
+
+    /// One modality of a paired dataset (e.g. a 10x file holding both).
+    pub fn from_paired(d: &PairedDataset, modality: Modality, source: &Path) -> Self {
+        match modality {
+            Modality::Rna => Self::Rna {
+                data: SingleModality {
+                    source: source.to_path_buf(),
+                    matrix: d.rna.clone(),
+                    cells: d.cells.clone(),
+                    features: d.genes.clone(),
+                },
+                ids: None,
+            },
+            Modality::Atac => Self::Atac(SingleModality {
+                source: source.to_path_buf(),
+                matrix: d.atac.clone(),
+                cells: d.cells.clone(),
+                features: d.peaks.clone(),
+            }),
+        }
+    }
+}
+
+/// The source modality of a direction.
+pub fn source_modality(d: Direction) -> Modality {
+    match d {
+        Direction::RnaToAtac => Modality::Rna,
+        Direction::AtacToRna => Modality::Atac,
+    }
+}
+
+/// What a translation of new cells produced.
+#[derive(Debug, Clone)]
+pub struct Translated {
+    pub direction: Direction,
+    /// the cells that passed the model's cell QC, in input order
+    pub cells: CellTable,
+    pub prediction: Prediction,
+    /// the model's latent embedding of the cells, when it has one
+    pub embedding: Option<Array2<f32>>,
+    /// the model's features found in the data
+    pub coverage: FeatureCoverage,
+    /// names of the predicted features (peaks as `chr:start-end`, or genes)
+    pub features: Vec<String>,
+}
+
+fn empty_csr(rows: usize, cols: usize) -> Csr {
+    Csr::try_from_csr_data(rows, cols, vec![0; rows + 1], vec![], vec![])
+        .expect("an empty CSR matrix is valid")
+}
+
+impl SavedTranslator {
+    /// Loads a finished run folder of a translation run saved with its weights.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let file = |name: &str| -> Result<PathBuf> {
+            let p = dir.join(name);
+            ensure!(
+                p.is_file(),
+                "{}: missing {name} (is this a finished translation run saved with output.checkpoint = true?)",
+                dir.display()
+            );
+            Ok(p)
+        };
+        let cfg_path = file("config.resolved.toml")?;
+        let config = crate::config::parse(
+            &std::fs::read_to_string(&cfg_path)?,
+            &cfg_path.display().to_string(),
+        )?;
+        ensure!(
+            config.is_translation(),
+            "{}: a {} integration run, not a translation run",
+            dir.display(),
+            config.model.kind()
+        );
+        let fitted = FittedPreprocessing::load(&file("preprocessing.json")?)?;
+        let dims_path = file("model.json")?;
+        let dims: TranslatorDims = serde_json::from_str(&std::fs::read_to_string(&dims_path)?)
+            .with_context(|| format!("{}: not a translator's model.json", dims_path.display()))?;
+        let peak_chroms = fitted
+            .peaks
+            .iter()
+            .map(|p| Peak::parse(p).map(|p| p.chrom))
+            .collect::<std::result::Result<Vec<String>, String>>()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("preprocessing.json").display()))?;
+        let mut model = translation::build(&config, &dims, &peak_chroms)?;
+        model
+            .load(dir)
+            .with_context(|| format!("loading the weights of {}", dir.display()))?;
+        let genome = config
+            .translation
+            .genome
+            .as_deref()
+            .map(str::parse::<GenomeBuild>)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("{}: translation.genome: {e}", cfg_path.display()))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            fitted,
+            dims,
+            model,
+            genome,
+        })
+    }
+
+    /// The directions the model was trained and scored in.
+    pub fn directions(&self) -> &[Direction] {
+        &self.config.translation.directions
+    }
+
+    /// Translates `source` in `direction`: build check (ATAC), feature matching,
+    /// coverage check (`min_coverage`, else the config's), the run's preprocessing, the
+    /// model. `declared` is the build the user says the data is in.
+    pub fn translate(
+        &self,
+        source: &SourceData,
+        direction: Direction,
+        declared: Option<GenomeBuild>,
+        min_coverage: Option<f64>,
+    ) -> Result<Translated> {
+        let upload = source.upload();
+        let name = upload.source().display().to_string();
+        let modality = source_modality(direction);
+        ensure!(
+            source.modality() == modality,
+            "{name}: {direction} needs {modality} data, but the file holds {}",
+            source.modality()
+        );
+        ensure!(
+            self.directions().contains(&direction),
+            "{}: the model was not trained for {direction}",
+            self.dir.display()
+        );
+        let input_peaks: Vec<Peak> = self
+            .fitted
+            .input_peaks
+            .iter()
+            .map(|p| Peak::parse(p).map_err(|e| anyhow::anyhow!("{}: {e}", self.dir.display())))
+            .collect::<Result<_>>()?;
+        let final_peaks: Vec<Peak> = self
+            .fitted
+            .peaks
+            .iter()
+            .map(|p| Peak::parse(p).map_err(|e| anyhow::anyhow!("{}: {e}", self.dir.display())))
+            .collect::<Result<_>>()?;
+        if let SourceData::Atac(d) = source {
+            transfer::check_build(self.genome, declared, &d.features, &name)?;
+        }
+        let (input, model_features) = match modality {
+            Modality::Rna => (
+                ModelFeatures::Genes(&self.fitted.input_genes),
+                ModelFeatures::Genes(&self.fitted.genes),
+            ),
+            Modality::Atac => (
+                ModelFeatures::Peaks(&input_peaks),
+                ModelFeatures::Peaks(&final_peaks),
+            ),
+        };
+        let coverage =
+            transfer::to_model_features(upload, model_features, PeakAggregation::Auto)?.coverage;
+        let min = min_coverage.unwrap_or(self.config.translation.min_coverage);
+        transfer::require_coverage(&coverage, min, &name)?;
+        let aligned = transfer::to_model_features(upload, input, PeakAggregation::Auto)?.matrix;
+        let cells = match source {
+            SourceData::Rna { data, .. } => data.cells.clone(),
+            SourceData::Atac(d) => d.cells.clone(),
+        };
+        let n = aligned.nrows();
+        let (rna, atac) = match modality {
+            Modality::Rna => (aligned, empty_csr(n, input_peaks.len())),
+            Modality::Atac => (empty_csr(n, self.fitted.input_genes.len()), aligned),
+        };
+        let paired = PairedDataset::new(
+            name.clone(),
+            rna,
+            atac,
+            cells,
+            self.fitted.input_genes.clone(),
+            input_peaks,
+        )?;
+        let t = self
+            .fitted
+            .apply_one(&paired, modality)
+            .with_context(|| format!("preprocessing {name} as the run did"))?;
+        let n = t.dataset.n_cells();
+        let covariates = Array2::<f32>::zeros((n, self.dims.n_covariates));
+        let activity = match (&self.config.model, modality) {
+            (crate::config::ModelConfig::Crossmp(_), Modality::Atac) => Some(
+                translation::gene_activity(
+                    &t.atac,
+                    &t.dataset.peaks,
+                    &self.dims.activity_genes,
+                    &self.config,
+                )?
+                .0,
+            ),
+            _ => None,
+        };
+        let data = match modality {
+            Modality::Rna => TranslationData {
+                rna_values: Some(&t.rna),
+                rna_pca: t.rna_pca.as_ref().map(|a| a.view()),
+                covariates: Some(covariates.view()),
+                ..TranslationData::default()
+            },
+            Modality::Atac => TranslationData {
+                atac: Some(&t.atac),
+                atac_lsi: t.atac_lsi.as_ref().map(|a| a.view()),
+                gene_activity: activity.as_ref(),
+                covariates: Some(covariates.view()),
+                ..TranslationData::default()
+            },
+        };
+        let all: Vec<usize> = (0..n).collect();
+        let prediction = self.model.translate(&data, &all, direction)?;
+        let embedding = self.model.embed(&data, &all, direction)?;
+        let features = match direction {
+            Direction::RnaToAtac => self.fitted.peaks.clone(),
+            Direction::AtacToRna => self.fitted.genes.clone(),
+        };
+        if prediction.values().ncols() != features.len() {
+            bail!(
+                "{}: the model predicts {} features, its preprocessing lists {}",
+                self.dir.display(),
+                prediction.values().ncols(),
+                features.len()
+            );
+        }
+        Ok(Translated {
+            direction,
+            cells: t.dataset.cells,
+            prediction,
+            embedding,
+            coverage,
+            features,
+        })
+    }
+}
+
+/// Writes a translation as h5ad: `X` the prediction (probabilities or log1p values),
+/// `obs` the cells, `var_names` the predicted features, `obsm["X_latent"]` the embedding
+/// when the model has one. Count models also get `<stem>_counts.h5ad` with the expected
+/// counts. Returns the files written.
+pub fn write_h5ad(out: &Path, t: &Translated) -> Result<Vec<PathBuf>> {
+    let obsm: Vec<(&str, ndarray::ArrayView2<f32>)> = t
+        .embedding
+        .as_ref()
+        .map(|e| vec![("X_latent", e.view())])
+        .unwrap_or_default();
+    let write = |path: &Path, x: &Array2<f32>| -> Result<()> {
+        crossomics_data::h5ad::write(
+            path,
+            Some(crossomics_data::h5ad::Matrix::Dense(x.view())),
+            &t.cells,
+            &t.features,
+            &obsm,
+        )
+        .with_context(|| format!("writing {}", path.display()))
+    };
+    write(out, t.prediction.values())?;
+    let mut written = vec![out.to_path_buf()];
+    if let Prediction::Rna {
+        expected_counts: Some(c),
+        ..
+    } = &t.prediction
+    {
+        let stem = out
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "prediction".into());
+        let counts = out.with_file_name(format!("{stem}_counts.h5ad"));
+        write(&counts, c)?;
+        written.push(counts);
+    }
+    Ok(written)
+}
+
+/// Reads one modality of new cells: an `.h5ad` of that modality (raw counts in `X` or in
+/// `layer`), or any paired dataset `crossomics embed` reads (plain folder, `.h5mu`, a
+/// TOML `[dataset]` table), of which the modality is taken.
+pub fn read_source(
+    path: &Path,
+    modality: Modality,
+    layer: Option<&str>,
+    paired: impl Fn(&Path) -> Result<PairedDataset>,
+) -> Result<SourceData> {
+    if path.extension().and_then(|e| e.to_str()) == Some("h5ad") {
+        let opts = crossomics_data::h5ad::ReadOptions {
+            layer: layer.map(str::to_string),
+            require_counts: true,
+        };
+        let m = crossomics_data::h5ad::read_with(path, &opts)?;
+        return Ok(match modality {
+            Modality::Rna => SourceData::Rna { data: m, ids: None },
+            Modality::Atac => SourceData::Atac(crossomics_data::h5ad::parse_peaks(m)?),
+        });
+    }
+    let d = paired(path)?;
+    Ok(SourceData::from_paired(&d, modality, path))
+}
