@@ -96,6 +96,22 @@ pub fn read_with(path: &Path, opts: &ReadOptions) -> Result<SingleModality<Strin
     })
 }
 
+/// A text column of an `.h5ad`'s `var` table (e.g. `gene_ids`, the Ensembl ids beside
+/// the symbols of 10x-derived files), in `var_names` order; `None` when there is no such
+/// column.
+pub fn read_var_column(path: &Path, column: &str) -> Result<Option<Vec<String>>> {
+    guard(path, || {
+        let file = open(path)?;
+        let root = root_group(&file, path)?;
+        let var = read_frame(&root, &Loc::new(path, ""), "var")?;
+        Ok(var
+            .columns
+            .into_iter()
+            .find(|(name, _)| name == column)
+            .map(|(_, values)| values))
+    })
+}
+
 /// Reads modality `name` (`/mod/<name>`) of a MuData `.h5mu` file.
 pub fn read_mod(path: &Path, name: &str, opts: &ReadOptions) -> Result<SingleModality<String>> {
     guard(path, || {

@@ -1087,3 +1087,20 @@ fn broken_h5ad_files_are_errors_that_name_the_file_and_the_problem() {
     let err = h5ad::read(dir.path(), None).unwrap_err().to_string();
     assert!(err.contains("folder"), "{err}");
 }
+
+/// `var` columns beside the names: the competition's GEX files carry Ensembl `gene_ids`.
+#[test]
+fn var_columns_read_by_name() {
+    let path = bmmc("predict_modality", "train_mod1");
+    let ids = h5ad::read_var_column(&path, "gene_ids").unwrap().unwrap();
+    let m = h5ad::read_with(&path, &ReadOptions::counts(Some("counts"))).unwrap();
+    assert_eq!(ids.len(), m.features.len());
+    assert!(ids.iter().all(|i| i.starts_with("ENSG")), "{:?}", &ids[..3]);
+    assert_ne!(ids, m.features, "ids are not the symbols");
+    assert_eq!(
+        h5ad::read_var_column(&path, "no_such_column").unwrap(),
+        None
+    );
+    let e = h5ad::read_var_column(Path::new("/nonexistent/x.h5ad"), "gene_ids").unwrap_err();
+    assert!(e.to_string().contains("x.h5ad"), "{e}");
+}

@@ -410,6 +410,61 @@ pub struct AtacReport {
     pub auprc: [Score; 3],
 }
 
+/// Reliability of predicted probabilities over the flattened matrix, in `n_bins` equal-width
+/// bins of the prediction on `[0, 1]` (the last bin closed), as
+/// `sklearn.calibration.calibration_curve(truth, pred, n_bins, strategy="uniform")`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    /// Expected calibration error: `sum_b (n_b / n) |mean pred_b - fraction positive_b|`.
+    pub ece: f64,
+    /// Non-empty bins in order: (entries, mean prediction, fraction of positives).
+    pub bins: Vec<(usize, f64, f64)>,
+}
+
+/// See [`Calibration`]. `truth` is binary (0/1); `pred` must lie in `[0, 1]`.
+pub fn calibration(
+    truth: ArrayView2<f32>,
+    pred: ArrayView2<f32>,
+    n_bins: usize,
+) -> Result<Calibration, MetricError> {
+    validate(truth, pred)?;
+    if n_bins == 0 {
+        return Err(MetricError::invalid("n_bins", "must be at least 1"));
+    }
+    let mut count = vec![0usize; n_bins];
+    let mut sum_pred = vec![0.0f64; n_bins];
+    let mut sum_true = vec![0.0f64; n_bins];
+    for (&t, &p) in truth.iter().zip(pred.iter()) {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(MetricError::invalid(
+                "pred",
+                format!("{p} is not a probability in [0, 1]"),
+            ));
+        }
+        if t != 0.0 && t != 1.0 {
+            return Err(MetricError::invalid("truth", format!("{t} is not 0 or 1")));
+        }
+        // sklearn: bin = searchsorted(edges[1:-1], p, side="right")
+        let b = ((f64::from(p) * n_bins as f64).floor() as usize).min(n_bins - 1);
+        count[b] += 1;
+        sum_pred[b] += f64::from(p);
+        sum_true[b] += f64::from(t);
+    }
+    let n = truth.len() as f64;
+    let mut ece = 0.0;
+    let mut bins = Vec::new();
+    for b in 0..n_bins {
+        if count[b] == 0 {
+            continue;
+        }
+        let c = count[b] as f64;
+        let (mp, fp) = (sum_pred[b] / c, sum_true[b] / c);
+        ece += c / n * (mp - fp).abs();
+        bins.push((count[b], mp, fp));
+    }
+    Ok(Calibration { ece, bins })
+}
+
 /// All ATAC prediction scores; arrays are ordered `[Flattened, PerCell, PerFeature]`.
 pub fn atac_report(
     truth: ArrayView2<f32>,
@@ -539,5 +594,45 @@ mod tests {
             );
             assert!((fast.value - slow.value).abs() < 1e-12, "{along:?}");
         }
+    }
+
+    #[test]
+    fn calibration_matches_sklearns_calibration_curve() {
+        // scripts/calibration_fixture.py: sklearn.calibration.calibration_curve(
+        //   [0,0,1,1,0,1,1,0,1,1], [0.05,0.15,0.15,0.35,0.45,0.55,0.85,0.95,1.0,0.72],
+        //   n_bins=4, strategy="uniform")
+        // -> prob_true [0.3333333333333333, 0.5, 1.0, 0.6666666666666666]
+        //    prob_pred [0.11666667088866234, 0.3999999910593033, 0.6350000202655792,
+        //               0.9333333373069763]   (float32 predictions)
+        let truth = array![[0.0f32, 0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 1.0, 1.0]];
+        let pred = array![
+            [0.05f32, 0.15, 0.15, 0.35, 0.45],
+            [0.55, 0.85, 0.95, 1.0, 0.72]
+        ];
+        let c = calibration(truth.view(), pred.view(), 4).unwrap();
+        let want_true = [0.3333333333333333, 0.5, 1.0, 0.6666666666666666];
+        let want_pred = [
+            0.11666667088866234,
+            0.3999999910593033,
+            0.6350000202655792,
+            0.9333333373069763,
+        ];
+        let counts = [3usize, 2, 2, 3];
+        assert_eq!(c.bins.len(), 4);
+        let mut ece = 0.0;
+        for (k, (n, mp, fp)) in c.bins.iter().enumerate() {
+            assert_eq!(*n, counts[k]);
+            assert!((fp - want_true[k]).abs() < 1e-12, "bin {k}");
+            assert!((mp - want_pred[k]).abs() < 1e-12, "bin {k}: {mp}");
+            ece += *n as f64 / 10.0 * (want_pred[k] - want_true[k]).abs();
+        }
+        assert!((c.ece - ece).abs() < 1e-12, "{} vs {ece}", c.ece);
+        // perfectly calibrated: each bin's mean prediction equals its positive rate
+        let t = array![[1.0f32, 0.0, 1.0, 0.0]];
+        let p = array![[0.5f32, 0.5, 0.5, 0.5]];
+        assert_eq!(calibration(t.view(), p.view(), 10).unwrap().ece, 0.0);
+        assert!(calibration(t.view(), array![[0.5f32, 0.5, 1.5, 0.5]].view(), 10).is_err());
+        assert!(calibration(array![[2.0f32]].view(), array![[0.5f32]].view(), 10).is_err());
+        assert!(calibration(t.view(), p.view(), 0).is_err());
     }
 }

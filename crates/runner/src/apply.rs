@@ -355,7 +355,11 @@ pub fn read_source(
         };
         let m = crossomics_data::h5ad::read_with(path, &opts)?;
         return Ok(match modality {
-            Modality::Rna => SourceData::Rna { data: m, ids: None },
+            // Ensembl ids beside the symbols, where the file has them (10x-derived files)
+            Modality::Rna => SourceData::Rna {
+                ids: crossomics_data::h5ad::read_var_column(path, "gene_ids")?,
+                data: m,
+            },
             Modality::Atac => SourceData::Atac(crossomics_data::h5ad::parse_peaks(m)?),
         });
     }

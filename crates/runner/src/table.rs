@@ -61,16 +61,20 @@ pub fn markdown(rows: &[Row]) -> String {
     out
 }
 
+/// A CSV field (RFC 4180): quoted, with inner quotes doubled, when it holds a comma, a
+/// quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 /// Comma-separated, full precision, with a header.
 pub fn csv(rows: &[Row]) -> String {
     let names = metric_names(rows);
-    let quote = |s: &str| {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    };
+    let quote = csv_field;
     let mut out = format!("method,dataset,seed,cells,{}\n", names.join(","));
     for r in rows {
         let vals: Vec<String> = names
@@ -92,7 +96,7 @@ pub fn csv(rows: &[Row]) -> String {
 
 /// Whether a larger value of the metric is better (errors and FOSCTTM are not).
 pub fn higher_is_better(metric: &str) -> bool {
-    !["rmse", "mae", "foscttm", "loss"]
+    !["rmse", "mae", "foscttm", "loss", "calibration_error"]
         .iter()
         .any(|m| metric.contains(m))
 }
@@ -242,10 +246,10 @@ pub fn aggregate_csv(aggs: &[Aggregate]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "\"{}\",\"{}\",\"{}\",{},{}",
-            a.method,
-            a.variant,
-            a.dataset,
+            "{},{},{},{},{}",
+            csv_field(&a.method),
+            csv_field(&a.variant),
+            csv_field(&a.dataset),
             a.seeds.len(),
             vals.join(",")
         );
@@ -445,6 +449,43 @@ mod tests {
             .unwrap();
         assert!((mean - 0.6).abs() < 1e-12);
         assert_eq!(back.column("seeds").unwrap().u32().unwrap().get(1), Some(2));
+    }
+
+    /// Variants of sweeps over strings carry quotes and commas
+    /// (`alignment="hard",alignment_weight=100.0`): the CSV must read back field by field.
+    #[test]
+    fn csv_fields_with_quotes_and_commas_read_back() {
+        let row = Row {
+            method: "sailerx".into(),
+            variant: "alignment=\"hard\",alignment_weight=100.0".into(),
+            dataset: "x".into(),
+            seed: 0,
+            cells: 5,
+            metrics: vec![("acc".into(), 0.5)],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let read = |name: &str, text: &str, column: &str| -> String {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let frame = crossomics_data::tables::read_table(&path).unwrap();
+            frame
+                .column(column)
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .to_string()
+        };
+        let text = aggregate_csv(&aggregate(std::slice::from_ref(&row)));
+        assert_eq!(read("agg.csv", &text, "variant"), row.variant, "{text}");
+        assert_eq!(read("agg.csv", &text, "method"), "sailerx");
+        let odd = Row {
+            method: "m \"q\", r".into(),
+            ..row
+        };
+        let text = csv(std::slice::from_ref(&odd));
+        assert_eq!(read("rows.csv", &text, "method"), odd.method, "{text}");
     }
 
     #[test]
