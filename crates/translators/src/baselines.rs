@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ModelError, Result};
 use crate::train::{EpochRecord, TrainHistory, TrainOptions};
 use crate::translate::{
-    Direction, FitCells, Prediction, TranslationData, Translator, write_atomic,
+    Direction, FitCells, Prediction, TranslationData, Translator, load_json, save_json,
 };
 
 /// `[model] kind = "ridge"`.
@@ -312,7 +312,7 @@ impl Ridge {
 
 /// Picks the candidate with the lowest validation MSE (the first when there are no
 /// validation cells).
-fn pick_on_validation<T>(
+pub(crate) fn pick_on_validation<T>(
     candidates: Vec<T>,
     val: &[usize],
     truth: &Csr,
@@ -377,21 +377,11 @@ impl Translator for Ridge {
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        let json = serde_json::to_vec(&self.maps).map_err(|e| ModelError::Checkpoint {
-            path: dir.join("ridge.json"),
-            reason: e.to_string(),
-        })?;
-        write_atomic(&dir.join("ridge.json"), &json)
+        save_json(dir, "ridge.json", &self.maps)
     }
 
     fn load(&mut self, dir: &Path) -> Result<()> {
-        let path = dir.join("ridge.json");
-        let fail = |reason: String| ModelError::Checkpoint {
-            path: path.clone(),
-            reason,
-        };
-        let text = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
-        self.maps = serde_json::from_slice(&text).map_err(|e| fail(e.to_string()))?;
+        self.maps = load_json(dir, "ridge.json")?;
         Ok(())
     }
 }
@@ -551,21 +541,11 @@ impl Translator for KnnRegression {
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        let json = serde_json::to_vec(&self.fitted).map_err(|e| ModelError::Checkpoint {
-            path: dir.join("knn_regression.json"),
-            reason: e.to_string(),
-        })?;
-        write_atomic(&dir.join("knn_regression.json"), &json)
+        save_json(dir, "knn_regression.json", &self.fitted)
     }
 
     fn load(&mut self, dir: &Path) -> Result<()> {
-        let path = dir.join("knn_regression.json");
-        let fail = |reason: String| ModelError::Checkpoint {
-            path: path.clone(),
-            reason,
-        };
-        let text = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
-        self.fitted = serde_json::from_slice(&text).map_err(|e| fail(e.to_string()))?;
+        self.fitted = load_json(dir, "knn_regression.json")?;
         Ok(())
     }
 }

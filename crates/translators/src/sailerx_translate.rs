@@ -14,12 +14,12 @@ use std::path::Path;
 
 use ndarray::Array2;
 
-use crate::baselines::{LinearMap, RidgeConfig, Rows, fit_dense_map};
+use crate::baselines::{LinearMap, RidgeConfig, Rows, fit_dense_map, pick_on_validation};
 use crate::error::{ModelError, Result};
 use crate::sailerx::{Sailerx, SailerxInput};
 use crate::train::{self, EpochRecord, TrainHistory, TrainOptions};
 use crate::translate::{
-    Direction, FitCells, Prediction, TranslationData, Translator, write_atomic,
+    Direction, FitCells, Prediction, TranslationData, Translator, load_json, save_json,
 };
 
 /// A SAILERX model with the maps that make it a translator.
@@ -128,24 +128,9 @@ impl Translator for SailerxTranslator {
             "SAILERX ATAC -> RNA",
         )?;
         let maps = LinearMap::fit_all(mu.view(), Rows::Csr(rna), cells.train, &self.ridge.alphas)?;
-        let best = if cells.val.is_empty() {
-            maps.into_iter().next().expect("at least one alpha")
-        } else {
-            let truth = crate::translate::dense_rows(rna, cells.val);
-            let mut best: Option<(f64, LinearMap)> = None;
-            for m in maps {
-                let p = m.apply(mu.view(), cells.val)?.mapv(|v| v.max(0.0));
-                let e: f64 = p
-                    .iter()
-                    .zip(truth.iter())
-                    .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
-                    .sum();
-                if best.as_ref().is_none_or(|(b, _)| e < *b) {
-                    best = Some((e, m));
-                }
-            }
-            best.expect("at least one alpha").1
-        };
+        let best = pick_on_validation(maps, cells.val, rna, |m| {
+            Ok(m.apply(mu.view(), cells.val)?.mapv(|v| v.max(0.0)))
+        })?;
         self.to_rna = Some(best);
         Ok(history)
     }
@@ -206,26 +191,12 @@ impl Translator for SailerxTranslator {
 
     fn save(&self, dir: &Path) -> Result<()> {
         self.model.save(&dir.join("model.safetensors"))?;
-        let maps = (&self.to_latent, &self.to_rna);
-        let json = serde_json::to_vec(&maps).map_err(|e| ModelError::Checkpoint {
-            path: dir.join("sailerx_maps.json"),
-            reason: e.to_string(),
-        })?;
-        write_atomic(&dir.join("sailerx_maps.json"), &json)
+        save_json(dir, "sailerx_maps.json", &(&self.to_latent, &self.to_rna))
     }
 
     fn load(&mut self, dir: &Path) -> Result<()> {
         self.model.load(&dir.join("model.safetensors"))?;
-        let path = dir.join("sailerx_maps.json");
-        let fail = |reason: String| ModelError::Checkpoint {
-            path: path.clone(),
-            reason,
-        };
-        let text = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
-        let (a, b): (Option<LinearMap>, Option<LinearMap>) =
-            serde_json::from_slice(&text).map_err(|e| fail(e.to_string()))?;
-        self.to_latent = a;
-        self.to_rna = b;
+        (self.to_latent, self.to_rna) = load_json(dir, "sailerx_maps.json")?;
         Ok(())
     }
 }

@@ -242,3 +242,24 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(&tmp, bytes).map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)
 }
+
+/// Saves `value` as JSON in `dir/file`, atomically (a translator's fitted parameters).
+pub(crate) fn save_json<T: Serialize>(dir: &Path, file: &str, value: &T) -> Result<()> {
+    let path = dir.join(file);
+    let json = serde_json::to_vec(value).map_err(|e| ModelError::Checkpoint {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(&path, &json)
+}
+
+/// Loads what [`save_json`] wrote.
+pub(crate) fn load_json<T: serde::de::DeserializeOwned>(dir: &Path, file: &str) -> Result<T> {
+    let path = dir.join(file);
+    let fail = |reason: String| ModelError::Checkpoint {
+        path: path.clone(),
+        reason,
+    };
+    let bytes = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string()))
+}
