@@ -467,7 +467,13 @@ impl FeatureCoverage {
         }
     }
 
-    fn new(modality: Modality, found: impl Iterator<Item = (bool, String)>, total: usize) -> Self {
+    /// From whether each of `total` model features (with its name, in model order) was
+    /// found.
+    pub fn new(
+        modality: Modality,
+        found: impl Iterator<Item = (bool, String)>,
+        total: usize,
+    ) -> Self {
         let mut n = 0;
         let mut missing = Vec::new();
         for (present, name) in found {
@@ -631,6 +637,8 @@ pub struct ModelInput {
     pub coverage: FeatureCoverage,
     /// how peaks were combined (`Max` or `Sum`, `Auto` resolved); `None` for genes
     pub aggregation: Option<PeakAggregation>,
+    /// for each model feature, in model order, whether the upload has it
+    pub found: Vec<bool>,
 }
 
 /// Puts an upload into the model's input features: genes by [`match_genes`] (each model
@@ -740,6 +748,7 @@ pub fn to_model_features(
                 matrix: gather(m, &sources, PeakAggregation::Sum),
                 coverage,
                 aggregation: None,
+                found: matched.iter().map(Option::is_some).collect(),
             })
         }
         (Upload::Atac(data), ModelFeatures::Peaks(peaks)) => {
@@ -797,6 +806,7 @@ pub fn to_model_features(
                 matrix: gather(m, &matched, aggregation),
                 coverage,
                 aggregation: Some(aggregation),
+                found: matched.iter().map(|c| !c.is_empty()).collect(),
             })
         }
         _ => Err(wrong_modality()),

@@ -195,36 +195,46 @@ impl SavedTranslator {
             "{}: the model was not trained for {direction}",
             self.dir.display()
         );
-        let input_peaks: Vec<Peak> = self
-            .fitted
-            .input_peaks
-            .iter()
-            .map(|p| Peak::parse(p).map_err(|e| anyhow::anyhow!("{}: {e}", self.dir.display())))
-            .collect::<Result<_>>()?;
-        let final_peaks: Vec<Peak> = self
-            .fitted
-            .peaks
-            .iter()
-            .map(|p| Peak::parse(p).map_err(|e| anyhow::anyhow!("{}: {e}", self.dir.display())))
-            .collect::<Result<_>>()?;
+        let parse = |names: &[String]| -> Result<Vec<Peak>> {
+            names
+                .iter()
+                .map(|p| Peak::parse(p).map_err(|e| anyhow::anyhow!("{}: {e}", self.dir.display())))
+                .collect()
+        };
+        let input_peaks = parse(&self.fitted.input_peaks)?;
         if let SourceData::Atac(d) = source {
             transfer::check_build(self.genome, declared, &d.features, &name)?;
         }
-        let (input, model_features) = match modality {
+        let (input, input_names, model_names) = match modality {
             Modality::Rna => (
                 ModelFeatures::Genes(&self.fitted.input_genes),
-                ModelFeatures::Genes(&self.fitted.genes),
+                &self.fitted.input_genes,
+                &self.fitted.genes,
             ),
             Modality::Atac => (
                 ModelFeatures::Peaks(&input_peaks),
-                ModelFeatures::Peaks(&final_peaks),
+                &self.fitted.input_peaks,
+                &self.fitted.peaks,
             ),
         };
-        let coverage =
-            transfer::to_model_features(upload, model_features, PeakAggregation::Auto)?.coverage;
+        let projected = transfer::to_model_features(upload, input, PeakAggregation::Auto)?;
+        // the model's own features are a subset of its input features (by name): their
+        // coverage follows from the input features found
+        let found: std::collections::HashMap<&str, bool> = input_names
+            .iter()
+            .map(String::as_str)
+            .zip(projected.found.iter().copied())
+            .collect();
+        let coverage = FeatureCoverage::new(
+            modality,
+            model_names
+                .iter()
+                .map(|f| (found.get(f.as_str()).copied().unwrap_or(false), f.clone())),
+            model_names.len(),
+        );
         let min = min_coverage.unwrap_or(self.config.translation.min_coverage);
         transfer::require_coverage(&coverage, min, &name)?;
-        let aligned = transfer::to_model_features(upload, input, PeakAggregation::Auto)?.matrix;
+        let aligned = projected.matrix;
         let cells = match source {
             SourceData::Rna { data, .. } => data.cells.clone(),
             SourceData::Atac(d) => d.cells.clone(),
@@ -301,42 +311,17 @@ impl SavedTranslator {
     }
 }
 
-/// Writes a translation as h5ad: `X` the prediction (probabilities or log1p values),
-/// `obs` the cells, `var_names` the predicted features, `obsm["X_latent"]` the embedding
-/// when the model has one. Count models also get `<stem>_counts.h5ad` with the expected
-/// counts. Returns the files written.
+/// Writes a translation as h5ad ([`translation::write_prediction`]: `X` the prediction,
+/// `obsm["X_latent"]` the embedding when the model has one, expected counts beside it).
+/// Returns the files written.
 pub fn write_h5ad(out: &Path, t: &Translated) -> Result<Vec<PathBuf>> {
-    let obsm: Vec<(&str, ndarray::ArrayView2<f32>)> = t
-        .embedding
-        .as_ref()
-        .map(|e| vec![("X_latent", e.view())])
-        .unwrap_or_default();
-    let write = |path: &Path, x: &Array2<f32>| -> Result<()> {
-        crossomics_data::h5ad::write(
-            path,
-            Some(crossomics_data::h5ad::Matrix::Dense(x.view())),
-            &t.cells,
-            &t.features,
-            &obsm,
-        )
-        .with_context(|| format!("writing {}", path.display()))
-    };
-    write(out, t.prediction.values())?;
-    let mut written = vec![out.to_path_buf()];
-    if let Prediction::Rna {
-        expected_counts: Some(c),
-        ..
-    } = &t.prediction
-    {
-        let stem = out
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "prediction".into());
-        let counts = out.with_file_name(format!("{stem}_counts.h5ad"));
-        write(&counts, c)?;
-        written.push(counts);
-    }
-    Ok(written)
+    translation::write_prediction(
+        out,
+        &t.cells,
+        &t.features,
+        &t.prediction,
+        t.embedding.as_ref(),
+    )
 }
 
 /// Reads one modality of new cells: an `.h5ad` of that modality (raw counts in `X` or in

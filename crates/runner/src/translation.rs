@@ -42,7 +42,8 @@ pub struct TranslatorDims {
 #[derive(Debug)]
 pub struct TranslationInputs {
     pub size_factors: Vec<f32>,
-    pub atac_lsi: Array2<f32>,
+    /// the ATAC LSI, for the models that read it (the baselines)
+    pub atac_lsi: Option<Array2<f32>>,
     /// CrossMP's gene activity (log1p) and its genes
     pub gene_activity: Option<(Csr, Vec<String>)>,
     /// decoder confounders of a cell whose ATAC is to be predicted: all at their
@@ -120,7 +121,13 @@ pub fn inputs(cfg: &ExperimentConfig, prep: &Prepared) -> Result<TranslationInpu
     }
     let target_sum = target_sum(prep)?;
     let size_factors = size_factors(&prep.dataset.rna, target_sum);
-    let atac_lsi = pipeline::atac_lsi(prep, cfg)?;
+    // the LSI fallback is a PCA of the dense TF-IDF: only for the models that read it
+    let atac_lsi = match &cfg.model {
+        ModelConfig::Ridge(_) | ModelConfig::KnnRegression(_) => {
+            Some(pipeline::atac_lsi(prep, cfg)?)
+        }
+        _ => None,
+    };
     let gene_activity = match &cfg.model {
         ModelConfig::Crossmp(_) => Some(gene_activity(
             &prep.atac,
@@ -151,7 +158,7 @@ pub fn data<'a>(prep: &'a Prepared, extra: &'a TranslationInputs) -> Translation
         rna_size_factors: Some(&extra.size_factors),
         rna_pca: Some(prep.rna_pca.view()),
         atac: Some(&prep.atac),
-        atac_lsi: Some(extra.atac_lsi.view()),
+        atac_lsi: extra.atac_lsi.as_ref().map(|a| a.view()),
         gene_activity: extra.gene_activity.as_ref().map(|(m, _)| m),
         cell_weights: Some(&prep.cell_weights),
         covariates: Some(prep.covariates.view()),
@@ -360,35 +367,60 @@ pub fn score(
     })
 }
 
-/// Writes the test cells' predictions as h5ad (`prediction_<direction>.h5ad`: `X` the
-/// probabilities or the log1p values, `obs` the cells, `var_names` the model's features;
-/// for a count model also `prediction_atac_to_rna_counts.h5ad` with the expected counts).
+/// Writes the test cells' predictions as h5ad, `prediction_<direction>.h5ad` per
+/// direction (see [`write_prediction`]).
 pub fn write_predictions(dir: &Path, prep: &Prepared, outcome: &TranslationOutcome) -> Result<()> {
     let cells = prep.dataset.cells.subset(&outcome.split.test);
     let peaks: Vec<String> = prep.dataset.peaks.iter().map(ToString::to_string).collect();
     for (d, p) in &outcome.predictions {
-        let (x, features, counts) = match p {
-            Prediction::Atac { probabilities } => (probabilities, &peaks, None),
-            Prediction::Rna {
-                log1p,
-                expected_counts,
-            } => (log1p, &prep.dataset.genes, expected_counts.as_ref()),
+        let features = match d {
+            Direction::RnaToAtac => &peaks,
+            Direction::AtacToRna => &prep.dataset.genes,
         };
-        let write = |name: String, x: &Array2<f32>| -> Result<()> {
-            let path = dir.join(name);
-            crossomics_data::h5ad::write(
-                &path,
-                Some(crossomics_data::h5ad::Matrix::Dense(x.view())),
-                &cells,
-                features,
-                &[],
-            )
-            .with_context(|| format!("writing {}", path.display()))
-        };
-        write(format!("prediction_{}.h5ad", d.as_str()), x)?;
-        if let Some(c) = counts {
-            write(format!("prediction_{}_counts.h5ad", d.as_str()), c)?;
-        }
+        let out = dir.join(format!("prediction_{}.h5ad", d.as_str()));
+        write_prediction(&out, &cells, features, p, None)?;
     }
     Ok(())
+}
+
+/// Writes a prediction as h5ad: `X` the probabilities or the log1p values, `obs` the
+/// cells, `var_names` the predicted features, `obsm["X_latent"]` the embedding when
+/// given. A count model's expected counts go to `<stem>_counts.h5ad` beside it. Returns
+/// the files written.
+pub fn write_prediction(
+    out: &Path,
+    cells: &crossomics_data::CellTable,
+    features: &[String],
+    prediction: &Prediction,
+    embedding: Option<&Array2<f32>>,
+) -> Result<Vec<std::path::PathBuf>> {
+    let obsm: Vec<(&str, ndarray::ArrayView2<f32>)> = embedding
+        .map(|e| vec![("X_latent", e.view())])
+        .unwrap_or_default();
+    let write = |path: &Path, x: &Array2<f32>| -> Result<()> {
+        crossomics_data::h5ad::write(
+            path,
+            Some(crossomics_data::h5ad::Matrix::Dense(x.view())),
+            cells,
+            features,
+            &obsm,
+        )
+        .with_context(|| format!("writing {}", path.display()))
+    };
+    write(out, prediction.values())?;
+    let mut written = vec![out.to_path_buf()];
+    if let Prediction::Rna {
+        expected_counts: Some(c),
+        ..
+    } = prediction
+    {
+        let stem = out
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "prediction".into());
+        let counts = out.with_file_name(format!("{stem}_counts.h5ad"));
+        write(&counts, c)?;
+        written.push(counts);
+    }
+    Ok(written)
 }
