@@ -5,10 +5,14 @@
 # docs/performance.md, "Training against the PyTorch reference".
 #
 #   scripts/bench_sailerx.sh          # THREADS="1 2" EPOCHS=3 by default
+#   DATA=/tmp/sim50k LABEL=cell_type THREADS=1 EPOCHS=1 scripts/bench_sailerx.sh
+#                                     # another plain-layout folder, e.g. the simulated
+#                                     # 50,000 cells x 100,000 peaks of docs/performance.md
 #
 # Idempotent setup: libtorch (scripts/setup-libtorch.sh), the crossomics binary (the
 # quickstart's build; PROFILE=release for a release build), and the reference's venv
-# .venv-ref (scripts/requirements-ref.txt: torch 2.11.0 from PyPI, about 4.7 GB).
+# .venv-ref (scripts/requirements-ref.txt: torch 2.11.0 from PyPI, about 4.7 GB). BIN=path
+# uses a binary built before.
 # Each measurement is one process under GNU time (peak RSS). Throughput is the best
 # epoch's cells/s: the reference times its epoch loop; crossomics reports each training
 # epoch in the run's losses.csv. Results: $WORK/results.tsv and the table on stdout.
@@ -16,7 +20,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
 WORK="${CROSSOMICS_BENCH_DIR:-/tmp/crossomics-bench-sailerx}"
-DATA="${SCICAR_DIR:-$ROOT/../shared/data/scicar_a549}"
+DATA="$(cd "${DATA:-${SCICAR_DIR:-$ROOT/../shared/data/scicar_a549}}" && pwd)"
+LABEL="${LABEL:-time_h}"
 REF="${REF_SCRIPT:-$ROOT/../shared/bench/ref_sailerx.py}"
 THREADS="${THREADS:-1 2}"
 EPOCHS="${EPOCHS:-3}"
@@ -30,7 +35,9 @@ die() { log "error: $*"; exit 1; }
 command -v /usr/bin/time >/dev/null || die "GNU time is needed (Debian package \`time\`)"
 scripts/setup-libtorch.sh >&2
 export PATH="$(scripts/setup-cmake.sh):$PATH"
-if [[ "$PROFILE" == release ]]; then
+if [[ -n "${BIN:-}" ]]; then
+    log "using the crossomics binary $BIN"
+elif [[ "$PROFILE" == release ]]; then
     cargo build --quiet --release -p crossomics-runner --bin crossomics
     BIN="${CARGO_TARGET_DIR:-target}/release/crossomics"
 else
@@ -65,13 +72,15 @@ PY
         log "crossomics, $input first layer, $t thread(s)"
         OMP_NUM_THREADS="$t" /usr/bin/time -v -o "$out.time" "$BIN" run \
             configs/bench_sailerx_scicar.toml --out "$out" --force \
-            --set "training.epochs=$EPOCHS" --set "model.sparse_input=$sparse" >"$out.log" 2>&1 \
+            --set "training.epochs=$EPOCHS" --set "model.sparse_input=$sparse" \
+            --set "dataset.path=\"$DATA\"" --set "evaluation.label_column=\"$LABEL\"" >"$out.log" 2>&1 \
             || die "crossomics failed, see $out.log"
         csv="$(ls "$out"/bench_sailerx_scicar/*/losses.csv)"
-        # cells/s is the last column; the training cells are 70% of the 2,641
-        awk -F, -v t="$t" -v name="crossomics, $input first layer" -v rss="$(rss_mib "$out.time")" '
+        # cells/s is the last column; an epoch is the run's training split (70%)
+        n_train="$(.venv-ref/bin/python -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["train"]))' "$(dirname "$csv")/split.json")"
+        awk -F, -v t="$t" -v n="$n_train" -v name="crossomics, $input first layer" -v rss="$(rss_mib "$out.time")" '
             NR > 1 && $NF > best { best = $NF }
-            END { printf "%s\t%s\t%.0f\t%.2f\t%s\n", t, name, best, 1849 / best, rss }' "$csv" >>"$results"
+            END { printf "%s\t%s\t%.0f\t%.2f\t%s\n", t, name, best, n / best, rss }' "$csv" >>"$results"
     done
 done
 

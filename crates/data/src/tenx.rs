@@ -18,6 +18,7 @@ use crate::dataset::{CellTable, PairedDataset, select_columns};
 use crate::error::{DataError, Result};
 use crate::genome::Peak;
 use crate::h5ad::{compressed_to_csr, guard};
+use crate::pair::SingleModality;
 
 /// The `feature_type` of genes.
 pub const GENE_EXPRESSION: &str = "Gene Expression";
@@ -28,10 +29,28 @@ pub const PEAKS: &str = "Peaks";
 /// a paired dataset: genes by their `name` (symbol), peaks parsed from their `id`, every
 /// barcode a cell. Counts must be non-negative integers.
 pub fn read_h5(path: &Path) -> Result<PairedDataset> {
+    read_h5_parts(path)?.into_paired()
+}
+
+/// Whether `path` is an HDF5 file laid out as a 10x feature-barcode matrix (a `/matrix`
+/// group) rather than, say, an AnnData file. False for anything unreadable.
+pub fn is_tenx_h5(path: &Path) -> bool {
+    guard(path, || {
+        Ok(hdf5::File::open(path)
+            .map(|f| f.group("matrix").is_ok())
+            .unwrap_or(false))
+    })
+    .unwrap_or(false)
+}
+
+/// Reads a Cell Ranger feature-barcode matrix `.h5` that may hold one modality only
+/// (Cell Ranger's gene expression output, or the ATAC peaks of an ARC run): the same
+/// checks as [`read_h5`], without requiring both feature types.
+pub fn read_h5_parts(path: &Path) -> Result<TenxParts> {
     guard(path, || read_inner(path))
 }
 
-fn read_inner(path: &Path) -> Result<PairedDataset> {
+fn read_inner(path: &Path) -> Result<TenxParts> {
     let at = |elem: &str| format!("{}:/matrix/{elem}", path.display());
     let err = |elem: &str, reason: String| DataError::invalid(at(elem), reason);
     if !path.exists() {
@@ -132,7 +151,48 @@ struct Features {
     types: Vec<String>,
 }
 
-/// Checks a barcodes x features count matrix and splits it into the paired dataset: the
+/// The modalities of a 10x feature-barcode matrix, each present when the file has
+/// features of its type.
+#[derive(Debug, Clone)]
+pub struct TenxParts {
+    pub source: PathBuf,
+    pub name: String,
+    /// `Gene Expression` columns, named by symbol
+    pub rna: Option<SingleModality<String>>,
+    /// the genes' ids (Ensembl), one per RNA column
+    pub gene_ids: Option<Vec<String>>,
+    /// `Peaks` columns, parsed from their ids
+    pub atac: Option<SingleModality<Peak>>,
+    /// the feature types the file lists, in order of appearance
+    pub feature_types: Vec<String>,
+    /// where the feature types are (for messages): the `.h5` element or `features.tsv`
+    pub feature_types_source: String,
+}
+
+impl TenxParts {
+    /// Both modalities as a paired dataset; an error naming the file when one is absent.
+    pub fn into_paired(self) -> Result<PairedDataset> {
+        let (Some(rna), Some(atac)) = (self.rna, self.atac) else {
+            return Err(DataError::invalid(
+                self.feature_types_source,
+                format!(
+                    "a paired matrix needs both `{GENE_EXPRESSION}` and `{PEAKS}` features; this one has: {}",
+                    self.feature_types.join(", ")
+                ),
+            ));
+        };
+        PairedDataset::new(
+            self.name,
+            rna.matrix,
+            atac.matrix,
+            rna.cells,
+            rna.features,
+            atac.features,
+        )
+    }
+}
+
+/// Checks a barcodes x features count matrix and splits it into its modalities: the
 /// `Gene Expression` columns (named by symbol) and the `Peaks` columns (parsed from
 /// their ids). `err(element, reason)` names the offending part of the source.
 fn assemble(
@@ -142,7 +202,7 @@ fn assemble(
     barcodes: Vec<String>,
     features: Features,
     err: &dyn Fn(&str, String) -> DataError,
-) -> Result<PairedDataset> {
+) -> Result<TenxParts> {
     let Features { ids, names, types } = features;
     let n_features = ids.len();
     let mut seen = HashSet::with_capacity(barcodes.len());
@@ -177,17 +237,18 @@ fn assemble(
     let of_type = |t: &str| -> Vec<usize> { (0..n_features).filter(|&i| types[i] == t).collect() };
     let gene_cols = of_type(GENE_EXPRESSION);
     let peak_cols = of_type(PEAKS);
-    let present = || {
-        let mut t: Vec<&str> = types.iter().map(String::as_str).collect();
-        t.dedup();
-        t.join(", ")
-    };
-    if gene_cols.is_empty() || peak_cols.is_empty() {
+    let mut present: Vec<String> = Vec::new();
+    for t in &types {
+        if !present.contains(t) {
+            present.push(t.clone());
+        }
+    }
+    if gene_cols.is_empty() && peak_cols.is_empty() {
         return Err(err(
             "features/feature_type",
             format!(
-                "a paired matrix needs both `{GENE_EXPRESSION}` and `{PEAKS}` features; this one has: {}",
-                present()
+                "no `{GENE_EXPRESSION}` or `{PEAKS}` features; this matrix has: {}",
+                present.join(", ")
             ),
         ));
     }
@@ -195,15 +256,33 @@ fn assemble(
         .iter()
         .map(|&i| Peak::parse(&ids[i]).map_err(|reason| err(&format!("features/id[{i}]"), reason)))
         .collect::<Result<Vec<_>>>()?;
-    let genes = gene_cols.iter().map(|&i| names[i].clone()).collect();
-    PairedDataset::new(
-        name,
-        select_columns(&counts, &gene_cols),
-        select_columns(&counts, &peak_cols),
-        CellTable::new(barcodes),
-        genes,
-        peaks,
-    )
+    let cells = CellTable::new(barcodes);
+    let rna = (!gene_cols.is_empty()).then(|| SingleModality {
+        source: path.to_path_buf(),
+        matrix: select_columns(&counts, &gene_cols),
+        cells: cells.clone(),
+        features: gene_cols.iter().map(|&i| names[i].clone()).collect(),
+    });
+    let gene_ids =
+        (!gene_cols.is_empty()).then(|| gene_cols.iter().map(|&i| ids[i].clone()).collect());
+    let atac = (!peak_cols.is_empty()).then(|| SingleModality {
+        source: path.to_path_buf(),
+        matrix: select_columns(&counts, &peak_cols),
+        cells,
+        features: peaks,
+    });
+    Ok(TenxParts {
+        source: path.to_path_buf(),
+        name: name.to_string(),
+        rna,
+        gene_ids,
+        atac,
+        feature_types: present,
+        feature_types_source: match err("features/feature_type", String::new()) {
+            DataError::Invalid { what, .. } => what,
+            other => other.to_string(),
+        },
+    })
 }
 
 /// Reads a Cell Ranger ARC feature-barcode matrix folder
@@ -211,6 +290,11 @@ fn assemble(
 /// `features.tsv.gz` (id, name, feature_type[, chrom, start, end]) and `barcodes.tsv.gz`,
 /// each also accepted uncompressed. The same checks and split as [`read_h5`].
 pub fn read_mtx_dir(dir: &Path) -> Result<PairedDataset> {
+    read_mtx_dir_parts(dir)?.into_paired()
+}
+
+/// [`read_mtx_dir`] for a folder that may hold one modality only (see [`read_h5_parts`]).
+pub fn read_mtx_dir_parts(dir: &Path) -> Result<TenxParts> {
     let file = |name: &str| -> Result<PathBuf> {
         let candidates = [dir.join(format!("{name}.gz")), dir.join(name)];
         candidates

@@ -787,6 +787,7 @@ fn python_anndata_reads_what_we_write_and_we_read_what_it_writes() {
 struct TenxSpec {
     barcodes: Vec<&'static str>,
     data: Vec<f32>,
+    types: [&'static str; 5],
 }
 
 impl Default for TenxSpec {
@@ -794,6 +795,13 @@ impl Default for TenxSpec {
         Self {
             barcodes: vec!["AAAC-1", "AAAG-1", "AACT-1"],
             data: vec![3.0, 1.0, 2.0, 1.0, 4.0, 1.0],
+            types: [
+                "Gene Expression",
+                "Gene Expression",
+                "Antibody Capture",
+                "Peaks",
+                "Peaks",
+            ],
         }
     }
 }
@@ -854,17 +862,7 @@ fn write_tenx(path: &Path, spec: &TenxSpec) {
             "chr2:5-50",
         ]),
     );
-    ds(
-        &f,
-        "feature_type",
-        &fixed(&[
-            "Gene Expression",
-            "Gene Expression",
-            "Antibody Capture",
-            "Peaks",
-            "Peaks",
-        ]),
-    );
+    ds(&f, "feature_type", &fixed(&spec.types));
     ds(&f, "genome", &fixed(&["GRCh38"; 5]));
 }
 
@@ -885,6 +883,78 @@ fn tenx_h5_splits_genes_and_peaks() {
     );
     assert_eq!(d.rna, csr(3, 2, &[(0, 0, 3.0), (1, 1, 2.0), (2, 0, 4.0)]));
     assert_eq!(d.atac, csr(3, 2, &[(0, 1, 1.0), (2, 0, 1.0)]));
+}
+
+#[test]
+fn tenx_h5_of_one_modality_reads_as_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gex.h5");
+    let antibody = "Antibody Capture";
+    write_tenx(
+        &path,
+        &TenxSpec {
+            types: [
+                "Gene Expression",
+                "Gene Expression",
+                antibody,
+                antibody,
+                antibody,
+            ],
+            ..Default::default()
+        },
+    );
+    assert!(tenx::is_tenx_h5(&path));
+    assert!(!tenx::is_tenx_h5(&shared(
+        "pbmc_multiome_100/10xpbmc_rna_subset.h5ad"
+    )));
+    assert!(!tenx::is_tenx_h5(&dir.path().join("missing.h5")));
+    let parts = tenx::read_h5_parts(&path).unwrap();
+    assert!(parts.atac.is_none());
+    let rna = parts.rna.as_ref().unwrap();
+    assert_eq!(rna.features, s(&["GENE1", "GENE2"]));
+    assert_eq!(parts.gene_ids, Some(s(&["ENSG01", "ENSG02"])));
+    assert_eq!(
+        rna.matrix,
+        csr(3, 2, &[(0, 0, 3.0), (1, 1, 2.0), (2, 0, 4.0)])
+    );
+    assert_eq!(
+        rna.cells.barcodes(),
+        &s(&["AAAC-1", "AAAG-1", "AACT-1"])[..]
+    );
+    let err = tenx::read_h5(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("gex.h5") && err.contains("needs both") && err.contains(antibody),
+        "{err}"
+    );
+
+    let peaks = dir.path().join("peaks.h5");
+    write_tenx(
+        &peaks,
+        &TenxSpec {
+            types: [antibody, antibody, antibody, "Peaks", "Peaks"],
+            ..Default::default()
+        },
+    );
+    let parts = tenx::read_h5_parts(&peaks).unwrap();
+    assert!(parts.rna.is_none() && parts.gene_ids.is_none());
+    assert_eq!(
+        parts.atac.unwrap().matrix,
+        csr(3, 2, &[(0, 1, 1.0), (2, 0, 1.0)])
+    );
+
+    let none = dir.path().join("antibodies.h5");
+    write_tenx(
+        &none,
+        &TenxSpec {
+            types: [antibody; 5],
+            ..Default::default()
+        },
+    );
+    let err = tenx::read_h5_parts(&none).unwrap_err().to_string();
+    assert!(
+        err.contains("antibodies.h5") && err.contains("no `Gene Expression` or `Peaks` features"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,5 +1,237 @@
-//! The CrossMP web portal (`crossomics serve`): upload single-cell data of one modality,
-//! get the other predicted by a trained translator.
+//! The CrossMP web portal (`crossomics serve`): a researcher uploads single-cell data of
+//! one modality and downloads the other, predicted by a trained translator.
 //!
-//! Not built yet: it depends on saved translators that apply to new data. This crate
-//! holds its place in the workspace so that the layout in `docs/architecture.md` is true.
+//! This crate is the web side only: routes ([`http`]), the bounded job queue and its
+//! workers ([`jobs`]), what an upload is, judged by its content ([`upload`]), and safe
+//! unpacking of archives ([`archive`]). What a job computes (reading the data, the
+//! model, the result files) comes from a [`Backend`]; `crossomics-runner` implements it
+//! with its saved translators, and tests use small fakes. So the portal builds and is
+//! tested without libtorch, and a new model kind needs no change here.
+
+pub mod archive;
+pub mod http;
+pub mod jobs;
+mod pages;
+pub mod upload;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use http::{Running, spawn};
+
+/// What the server is allowed to do; every limit has a default that `crossomics serve`
+/// flags override.
+#[derive(Debug, Clone)]
+pub struct PortalConfig {
+    /// The only address the server listens on.
+    pub addr: SocketAddr,
+    /// Job folders (uploads and results) live under `<work_dir>/jobs/<id>/`.
+    pub work_dir: PathBuf,
+    /// Largest upload accepted, in bytes (all files of one job together).
+    pub max_upload_bytes: u64,
+    /// Largest total size of what an uploaded archive unpacks to.
+    pub max_unpacked_bytes: u64,
+    /// Most entries an uploaded archive may hold.
+    pub max_archive_entries: usize,
+    /// Jobs waiting beyond those running; one more is refused with "busy".
+    pub queue_capacity: usize,
+    /// Jobs computed at the same time.
+    pub workers: usize,
+    /// How long a finished job's results stay downloadable.
+    pub job_ttl: Duration,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            work_dir: PathBuf::from("portal"),
+            max_upload_bytes: 2 << 30,
+            max_unpacked_bytes: 8 << 30,
+            max_archive_entries: 1000,
+            queue_capacity: 16,
+            workers: 1,
+            job_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// A trained model on offer, in one direction.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ModelInfo {
+    /// What a job names the model by (letters, digits, `-`, `_`, `.`).
+    pub id: String,
+    pub name: String,
+    /// `rna_to_atac` or `atac_to_rna`
+    pub direction: String,
+    /// `RNA` or `ATAC`: what the upload must hold
+    pub source: String,
+    /// what the prediction holds
+    pub target: String,
+    /// `GRCh38`, `hg19`, ... when the model declares it
+    pub genome: Option<String>,
+    /// what it was trained on, in words
+    pub trained_on: String,
+    /// model kind (`babel`, `ridge`, ...)
+    pub kind: String,
+    /// the model's input features (genes or peaks)
+    pub input_features: usize,
+    /// the features predicted
+    pub output_features: usize,
+    /// test-set metrics of the training run, in this direction
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// The server's state as the backend sees it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BackendStatus {
+    /// where predictions run (`cpu`, `cuda:0`)
+    pub device: String,
+    /// false while no model can take jobs (e.g. the default models are training)
+    pub ready: bool,
+    /// shown on the page (training progress, what the default models are)
+    pub message: Option<String>,
+}
+
+/// What a job's upload turned out to be (judged by content, see [`upload`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// An HDF5 file: AnnData `.h5ad` or a 10x `.h5` feature-barcode matrix.
+    Hdf5(PathBuf),
+    /// A folder with `matrix.mtx[.gz]`, `features.tsv[.gz]` (or `genes.tsv`) and
+    /// `barcodes.tsv[.gz]`, as 10x writes it.
+    MatrixMarketDir(PathBuf),
+}
+
+impl Input {
+    /// In words, for the job page.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Self::Hdf5(_) => "HDF5 (h5ad or 10x h5)",
+            Self::MatrixMarketDir(_) => "MatrixMarket folder (matrix.mtx, features, barcodes)",
+        }
+    }
+}
+
+/// One job, as the backend computes it.
+#[derive(Debug, Clone)]
+pub struct PredictRequest {
+    pub model_id: String,
+    pub input: Input,
+    /// the genome build the user declares, if any
+    pub genome: Option<String>,
+    /// where the result files go (the job's own folder)
+    pub out_dir: PathBuf,
+}
+
+/// The phases a running job reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Preprocessing,
+    Predicting,
+}
+
+/// How much of the model's features the upload covers.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Coverage {
+    /// `RNA` (genes) or `ATAC` (peaks)
+    pub modality: String,
+    pub found: usize,
+    pub total: usize,
+    pub fraction: f64,
+}
+
+/// The mean prediction of one feature over the cells.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FeatureMean {
+    pub feature: String,
+    pub mean: f64,
+}
+
+/// Summary statistics of a prediction.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Summary {
+    pub cells: usize,
+    pub features: usize,
+    /// what the values are (`accessibility probability`, `log1p expression`)
+    pub values: String,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    /// the features with the highest mean prediction
+    pub top_features: Vec<FeatureMean>,
+}
+
+/// A file a job produced, inside its `out_dir`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ResultFile {
+    /// file name inside the job's folder (also its download name)
+    pub name: String,
+    /// in words, for the page
+    pub label: String,
+    pub media_type: String,
+}
+
+/// What a finished job produced.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PredictOutput {
+    pub coverage: Coverage,
+    pub summary: Summary,
+    pub files: Vec<ResultFile>,
+}
+
+/// What the portal needs from the models: the seam between the web side and the
+/// translators. Implementations must be safe to call from several worker threads.
+pub trait Backend: Send + Sync + 'static {
+    /// The models on offer now.
+    fn models(&self) -> Vec<ModelInfo>;
+    /// Device, readiness and a message for the page.
+    fn status(&self) -> BackendStatus;
+    /// Computes one job; calls `stage` as it moves on. An error is shown to the user as
+    /// the reason the job failed, so it should name the file and the problem.
+    fn predict(
+        &self,
+        request: &PredictRequest,
+        stage: &dyn Fn(Stage),
+    ) -> Result<PredictOutput, String>;
+}
+
+/// Bytes in words (`2.0 GiB`).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_in_words() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(2 << 30), "2.0 GiB");
+    }
+
+    #[test]
+    fn listens_on_loopback_by_default() {
+        let c = PortalConfig::default();
+        assert!(c.addr.ip().is_loopback());
+        assert_eq!(c.max_upload_bytes, 2 * 1024 * 1024 * 1024);
+    }
+}

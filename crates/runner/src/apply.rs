@@ -324,6 +324,55 @@ pub fn write_h5ad(out: &Path, t: &Translated) -> Result<Vec<PathBuf>> {
     )
 }
 
+/// One modality of new cells from an `.h5ad` (raw counts in `X` or in `layer`); RNA
+/// with the Ensembl ids of `var["gene_ids"]` where the file has them.
+pub fn read_h5ad(path: &Path, modality: Modality, layer: Option<&str>) -> Result<SourceData> {
+    let opts = crossomics_data::h5ad::ReadOptions {
+        layer: layer.map(str::to_string),
+        require_counts: true,
+    };
+    let m = crossomics_data::h5ad::read_with(path, &opts)?;
+    Ok(match modality {
+        // Ensembl ids beside the symbols, where the file has them (10x-derived files)
+        Modality::Rna => SourceData::Rna {
+            ids: crossomics_data::h5ad::read_var_column(path, "gene_ids")?,
+            data: m,
+        },
+        Modality::Atac => SourceData::Atac(crossomics_data::h5ad::parse_peaks(m)?),
+    })
+}
+
+/// One modality of a 10x feature-barcode matrix (`.h5` or MatrixMarket folder), which
+/// may hold one or both; an error naming the file when it lacks `modality`.
+pub fn from_tenx(
+    parts: crossomics_data::tenx::TenxParts,
+    modality: Modality,
+) -> Result<SourceData> {
+    let source = parts.source.display().to_string();
+    let missing = |wanted: &str| {
+        anyhow::anyhow!(
+            "{source}: a 10x matrix with {} features, but {modality} data needs `{wanted}` features",
+            parts.feature_types.join(", ")
+        )
+    };
+    Ok(match modality {
+        Modality::Rna => {
+            let ids = parts.gene_ids.clone();
+            let data = parts
+                .rna
+                .clone()
+                .ok_or_else(|| missing(crossomics_data::tenx::GENE_EXPRESSION))?;
+            SourceData::Rna { data, ids }
+        }
+        Modality::Atac => SourceData::Atac(
+            parts
+                .atac
+                .clone()
+                .ok_or_else(|| missing(crossomics_data::tenx::PEAKS))?,
+        ),
+    })
+}
+
 /// Reads one modality of new cells: an `.h5ad` of that modality (raw counts in `X` or in
 /// `layer`), or any paired dataset `crossomics embed` reads (plain folder, `.h5mu`, a
 /// TOML `[dataset]` table), of which the modality is taken.
@@ -334,19 +383,7 @@ pub fn read_source(
     paired: impl Fn(&Path) -> Result<PairedDataset>,
 ) -> Result<SourceData> {
     if path.extension().and_then(|e| e.to_str()) == Some("h5ad") {
-        let opts = crossomics_data::h5ad::ReadOptions {
-            layer: layer.map(str::to_string),
-            require_counts: true,
-        };
-        let m = crossomics_data::h5ad::read_with(path, &opts)?;
-        return Ok(match modality {
-            // Ensembl ids beside the symbols, where the file has them (10x-derived files)
-            Modality::Rna => SourceData::Rna {
-                ids: crossomics_data::h5ad::read_var_column(path, "gene_ids")?,
-                data: m,
-            },
-            Modality::Atac => SourceData::Atac(crossomics_data::h5ad::parse_peaks(m)?),
-        });
+        return read_h5ad(path, modality, layer);
     }
     let d = paired(path)?;
     Ok(SourceData::from_paired(&d, modality, path))

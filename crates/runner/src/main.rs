@@ -180,6 +180,44 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Serve the web portal: upload single-cell data of one modality, download the other
+    /// predicted by the translation runs of a models folder (with none there, a default
+    /// model is trained once on the bundled sample).
+    Serve {
+        /// The one address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Folder of finished translation runs (searched 4 levels deep).
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
+        /// Folder for the jobs' uploads and results.
+        #[arg(long, default_value = "portal-jobs")]
+        work_dir: PathBuf,
+        /// Largest upload (bytes, or with KiB/MiB/GiB).
+        #[arg(long, default_value = "2GiB", value_parser = parse_size)]
+        max_upload: u64,
+        /// Largest total size an uploaded archive may unpack to.
+        #[arg(long, default_value = "8GiB", value_parser = parse_size)]
+        max_unpacked: u64,
+        /// Most entries an uploaded archive may hold.
+        #[arg(long, default_value_t = 1000)]
+        max_entries: usize,
+        /// Jobs that may wait beyond those running; more are answered "busy".
+        #[arg(long, default_value_t = 16)]
+        queue: usize,
+        /// Jobs computed at once.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Seconds a finished job's results stay downloadable.
+        #[arg(long, default_value_t = 86_400)]
+        ttl_seconds: u64,
+        /// Do not train the default model when the models folder holds none.
+        #[arg(long)]
+        no_default_models: bool,
+        /// Exit when standard input closes (for a supervising process, e.g. tests).
+        #[arg(long, hide = true)]
+        stop_on_stdin_eof: bool,
+    },
     /// Download a public paired dataset (resumable, checksums verified where published);
     /// without a name, list the known datasets.
     Fetch {
@@ -386,6 +424,37 @@ fn dispatch(cli: Cli) -> Result<()> {
             checksums,
             force,
         } => fetch(name.as_deref(), &dir, &checksums, force),
+        Cmd::Serve {
+            addr,
+            models,
+            work_dir,
+            max_upload,
+            max_unpacked,
+            max_entries,
+            queue,
+            workers,
+            ttl_seconds,
+            no_default_models,
+            stop_on_stdin_eof,
+        } => {
+            if stop_on_stdin_eof {
+                std::thread::spawn(|| {
+                    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+                    std::process::exit(0);
+                });
+            }
+            let config = crossomics_portal::PortalConfig {
+                addr,
+                work_dir,
+                max_upload_bytes: max_upload,
+                max_unpacked_bytes: max_unpacked,
+                max_archive_entries: max_entries,
+                queue_capacity: queue,
+                workers,
+                job_ttl: std::time::Duration::from_secs(ttl_seconds),
+            };
+            serve(config, &models, !no_default_models)
+        }
         Cmd::Simulate {
             out,
             params,
@@ -531,23 +600,7 @@ fn run_experiment(
     }
 }
 
-/// Set in a worker child's environment: the child reports each epoch on stderr as a
-/// [`progress_line`] for its parent's per-run bar.
-const PROGRESS_ENV: &str = "CROSSOMICS_PROGRESS_LINES";
-const PROGRESS_TAG: &str = "@crossomics-progress";
-
-fn progress_line(position: usize, total: usize, message: &str) -> String {
-    format!("{PROGRESS_TAG} {position} {total} {message}")
-}
-
-/// `(position, total, message)` of a progress line; `None` for any other line.
-fn parse_progress(line: &str) -> Option<(u64, u64, &str)> {
-    let rest = line.strip_prefix(PROGRESS_TAG)?.strip_prefix(' ')?;
-    let mut parts = rest.splitn(3, ' ');
-    let position = parts.next()?.parse().ok()?;
-    let total = parts.next()?.parse().ok()?;
-    Some((position, total, parts.next().unwrap_or("")))
-}
+use crossomics_runner::progress::{PROGRESS_ENV, parse_progress, progress_line};
 
 /// Copies a child's stderr into its log, turning progress lines into bar updates instead.
 fn forward_progress(
@@ -882,6 +935,46 @@ fn dataset_at(path: &Path) -> Result<crossomics_data::PairedDataset> {
             path.display()
         ),
     }
+}
+
+/// `2GiB`, `500MiB`, `64KiB`, `1000` (bytes).
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a size such as 2GiB, 500MiB or 1000"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        other => {
+            return Err(format!(
+                "`{s}`: unknown unit `{other}` (use KiB, MiB or GiB)"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// `crossomics serve`: the portal over the translation runs in `models`.
+fn serve(config: crossomics_portal::PortalConfig, models: &Path, defaults: bool) -> Result<()> {
+    use std::io::Write;
+    let backend = crossomics_runner::serve::TranslatorBackend::new(models)?;
+    if defaults {
+        backend.train_defaults_if_empty(
+            std::env::current_exe().context("locating the crossomics binary")?,
+        )?;
+    }
+    let running = crossomics_portal::spawn(config, backend)
+        .context("starting the portal (is the address in use?)")?;
+    // the first line of stdout names the address (tests read it when given port 0)
+    println!("crossomics portal listening on http://{}", running.addr);
+    std::io::stdout().flush()?;
+    running.wait().context("the portal stopped")
 }
 
 /// `crossomics translate`: a saved translator's prediction of new data's other modality.
@@ -1316,6 +1409,25 @@ fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("500MiB"), Ok(500 << 20));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(
+            parse_size("2 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(parse_size("GiB").is_err());
+        assert!(
+            parse_size("99999999999GiB")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
 
     #[test]
     fn plot_labels_keep_the_swept_values() {

@@ -183,8 +183,9 @@ pub struct FitCells<'c> {
 }
 
 /// A cross-modal prediction model: fitted on paired cells, then applied to the source
-/// modality of new cells. Object safe, so that the runner's registry can hold any.
-pub trait Translator: std::fmt::Debug {
+/// modality of new cells. Object safe, so that the runner's registry can hold any;
+/// `Send`, so that a server can keep a loaded model behind a lock for its workers.
+pub trait Translator: std::fmt::Debug + Send {
     /// The registry name (`babel`, `ridge`, ...).
     fn kind(&self) -> &'static str;
     /// Learns from the paired cells `cells.train` (validation on `cells.val`).

@@ -1,0 +1,542 @@
+//! What an upload is, judged by its bytes, never by its name: HDF5 (h5ad or 10x h5), a
+//! zip / tar / tar.gz of a 10x matrix folder, or the loose files of such a folder
+//! (`matrix.mtx`, features and barcodes; each may be gzipped), told apart by the
+//! MatrixMarket header and by line counts against the matrix's shape.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::Input;
+use crate::archive::{self, Format, Limits};
+
+/// The signature every HDF5 file starts with (at offset 0 for files HDF5 writes).
+pub const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
+
+/// What the first bytes of a file say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    Hdf5,
+    Zip,
+    /// gzip holding a tar archive
+    TarGz,
+    Tar,
+    /// MatrixMarket text (maybe gzipped)
+    MatrixMarket {
+        gzip: bool,
+    },
+    /// other text (maybe gzipped): a features or barcodes table
+    Text {
+        gzip: bool,
+    },
+    Unknown,
+}
+
+/// A refused upload: the message is for the user; `unsupported` marks a file type
+/// problem (HTTP 415) rather than bad content (400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadError {
+    pub message: String,
+    pub unsupported: bool,
+}
+
+impl UploadError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            unsupported: false,
+        }
+    }
+
+    fn unsupported(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            unsupported: true,
+        }
+    }
+}
+
+impl std::fmt::Display for UploadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+const EXPECTED: &str = "expected an .h5ad file, a 10x .h5 matrix, a zip or tar.gz of a 10x matrix folder, or its matrix.mtx with features.tsv and barcodes.tsv";
+
+fn is_tar(head: &[u8]) -> bool {
+    head.len() >= 262 && &head[257..262] == b"ustar"
+}
+
+/// UTF-8 without NUL bytes (a character cut by the end of the buffer allowed).
+fn is_text(head: &[u8]) -> bool {
+    let utf8 = match std::str::from_utf8(head) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none(),
+    };
+    !head.is_empty() && utf8 && !head.contains(&0)
+}
+
+fn head_of(reader: &mut dyn Read, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(n);
+    reader.take(n as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Looks at the first bytes of `path` (and, for gzip, of what it decompresses to).
+pub fn sniff(path: &Path) -> std::io::Result<Sniffed> {
+    let head = head_of(&mut File::open(path)?, 512)?;
+    if head.starts_with(HDF5_MAGIC) {
+        return Ok(Sniffed::Hdf5);
+    }
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return Ok(Sniffed::Zip);
+    }
+    if is_tar(&head) {
+        return Ok(Sniffed::Tar);
+    }
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let mut gz = flate2::read::MultiGzDecoder::new(File::open(path)?);
+        let inner = head_of(&mut gz, 512).unwrap_or_default();
+        return Ok(if is_tar(&inner) {
+            Sniffed::TarGz
+        } else if inner.starts_with(b"%%MatrixMarket") {
+            Sniffed::MatrixMarket { gzip: true }
+        } else if is_text(&inner) {
+            Sniffed::Text { gzip: true }
+        } else {
+            Sniffed::Unknown
+        });
+    }
+    if head.starts_with(b"%%MatrixMarket") {
+        return Ok(Sniffed::MatrixMarket { gzip: false });
+    }
+    if is_text(&head) {
+        return Ok(Sniffed::Text { gzip: false });
+    }
+    Ok(Sniffed::Unknown)
+}
+
+fn open_text(path: &Path, gzip: bool) -> std::io::Result<Box<dyn BufRead>> {
+    let f = File::open(path)?;
+    Ok(if gzip {
+        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(f)))
+    } else {
+        Box::new(BufReader::new(f))
+    })
+}
+
+/// `rows x cols` from a MatrixMarket header (the first line that is not a comment).
+fn mtx_shape(path: &Path, gzip: bool) -> Result<(usize, usize), String> {
+    let reader = open_text(path, gzip).map_err(|e| e.to_string())?;
+    for line in reader.lines() {
+        let line = line.map_err(|e| format!("unreadable ({e})"))?;
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('%') {
+            continue;
+        }
+        let f: Vec<&str> = t.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|s| s.parse::<usize>().ok());
+        return match (num(0), num(1)) {
+            (Some(r), Some(c)) => Ok((r, c)),
+            _ => Err(format!(
+                "MatrixMarket size line `{t}` is not `rows cols entries`"
+            )),
+        };
+    }
+    Err("MatrixMarket file has no size line".into())
+}
+
+/// Lines (not counting trailing empty ones) and the tab-separated columns of the first.
+fn text_shape(path: &Path, gzip: bool) -> Result<(usize, usize), String> {
+    let reader = open_text(path, gzip).map_err(|e| e.to_string())?;
+    let (mut lines, mut blank_run, mut cols) = (0usize, 0usize, 0usize);
+    for line in reader.lines() {
+        let line = line.map_err(|e| format!("unreadable ({e})"))?;
+        if line.trim().is_empty() {
+            blank_run += 1;
+            continue;
+        }
+        if lines == 0 {
+            cols = line.split('\t').count();
+        }
+        lines += 1 + blank_run;
+        blank_run = 0;
+    }
+    Ok((lines, cols))
+}
+
+/// Turns a job's uploaded files (in `parts`, as received) into the [`Input`] a backend
+/// reads, unpacking archives into `dir`. `names` are the names the browser sent, used
+/// only in messages.
+pub fn classify(
+    parts: &[PathBuf],
+    names: &[String],
+    dir: &Path,
+    limits: &Limits,
+) -> Result<Input, UploadError> {
+    let io = |e: std::io::Error| UploadError::bad(format!("reading the upload failed: {e}"));
+    let label = |i: usize| {
+        names
+            .get(i)
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .unwrap_or_else(|| format!("file {}", i + 1))
+    };
+    match parts {
+        [] => Err(UploadError::bad("no file was uploaded (form field `file`)")),
+        [one] => {
+            let kind = sniff(one).map_err(io)?;
+            let format = match kind {
+                Sniffed::Hdf5 => {
+                    let p = dir.join("input.h5");
+                    std::fs::rename(one, &p).map_err(io)?;
+                    return Ok(Input::Hdf5(p));
+                }
+                Sniffed::Zip => Format::Zip,
+                Sniffed::Tar => Format::Tar,
+                Sniffed::TarGz => Format::TarGz,
+                Sniffed::MatrixMarket { .. } => {
+                    return Err(UploadError::bad(format!(
+                        "{} is a MatrixMarket matrix alone: upload it together with its features.tsv and barcodes.tsv, or the folder as a zip or tar.gz",
+                        label(0)
+                    )));
+                }
+                Sniffed::Text { .. } | Sniffed::Unknown => {
+                    return Err(UploadError::unsupported(format!(
+                        "{}: unsupported file type ({}); {EXPECTED}",
+                        label(0),
+                        describe_head(one)
+                    )));
+                }
+            };
+            let dest = dir.join("input");
+            archive::unpack(one, format, &dest, limits).map_err(|e| match e {
+                archive::ArchiveError::Io(e) => io(e),
+                e => UploadError::bad(format!("{}: {e}", label(0))),
+            })?;
+            let _ = std::fs::remove_file(one);
+            find_in_archive(&dest, &label(0))
+        }
+        many => loose_files(many, names, dir),
+    }
+}
+
+/// A readable note on what a file starts with.
+fn describe_head(path: &Path) -> String {
+    let head = File::open(path)
+        .and_then(|mut f| head_of(&mut f, 16))
+        .unwrap_or_default();
+    if head.is_empty() {
+        return "the file is empty".into();
+    }
+    if is_text(&head) {
+        let text = String::from_utf8_lossy(&head);
+        let first = text.lines().next().unwrap_or("").trim();
+        format!("text starting `{first}`")
+    } else {
+        let hex: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("binary, starting {}", hex.join(" "))
+    }
+}
+
+/// The one 10x matrix folder (or the one HDF5 file) an unpacked archive holds.
+fn find_in_archive(root: &Path, label: &str) -> Result<Input, UploadError> {
+    let mut matrix_dirs = Vec::new();
+    let mut hdf5 = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                if depth < 8 {
+                    stack.push((p, depth + 1));
+                }
+                continue;
+            }
+            if !ft.is_file() {
+                continue;
+            }
+            match sniff(&p) {
+                Ok(Sniffed::MatrixMarket { .. }) => {
+                    let name = p.file_name().unwrap_or_default().to_string_lossy();
+                    if name == "matrix.mtx" || name == "matrix.mtx.gz" {
+                        matrix_dirs.push(d.clone());
+                    }
+                }
+                Ok(Sniffed::Hdf5) => hdf5.push(p),
+                _ => {}
+            }
+        }
+    }
+    match (matrix_dirs.as_slice(), hdf5.as_slice()) {
+        ([one], []) => Ok(Input::MatrixMarketDir(one.clone())),
+        ([], [one]) => Ok(Input::Hdf5(one.clone())),
+        ([], []) => Err(UploadError::bad(format!(
+            "{label}: the archive holds no matrix.mtx[.gz] (a 10x matrix folder) and no HDF5 file"
+        ))),
+        _ => Err(UploadError::bad(format!(
+            "{label}: the archive holds {} matrix folders and {} HDF5 files; upload one dataset at a time",
+            matrix_dirs.len(),
+            hdf5.len()
+        ))),
+    }
+}
+
+/// Loose files of a 10x matrix folder: one MatrixMarket matrix (features x barcodes), a
+/// table with one line per matrix row (features) and one with a line per column
+/// (barcodes). They are renamed to the names 10x gives them.
+fn loose_files(parts: &[PathBuf], names: &[String], dir: &Path) -> Result<Input, UploadError> {
+    let io = |e: std::io::Error| UploadError::bad(format!("reading the upload failed: {e}"));
+    let label = |i: usize| {
+        names
+            .get(i)
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .unwrap_or_else(|| format!("file {}", i + 1))
+    };
+    let mut matrix = None;
+    let mut tables = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        match sniff(p).map_err(io)? {
+            Sniffed::MatrixMarket { gzip } => {
+                if matrix.is_some() {
+                    return Err(UploadError::bad(
+                        "two MatrixMarket matrices were uploaded; upload one dataset at a time",
+                    ));
+                }
+                let shape = mtx_shape(p, gzip)
+                    .map_err(|e| UploadError::bad(format!("{}: {e}", label(i))))?;
+                matrix = Some((i, gzip, shape));
+            }
+            Sniffed::Text { gzip } => {
+                let shape = text_shape(p, gzip)
+                    .map_err(|e| UploadError::bad(format!("{}: {e}", label(i))))?;
+                tables.push((i, gzip, shape));
+            }
+            _ => {
+                return Err(UploadError::unsupported(format!(
+                    "{}: unsupported file type among several files ({}); several files must be a matrix.mtx with its features.tsv and barcodes.tsv",
+                    label(i),
+                    describe_head(p)
+                )));
+            }
+        }
+    }
+    let Some((mi, mgz, (rows, cols))) = matrix else {
+        return Err(UploadError::bad(
+            "several files but no MatrixMarket matrix (a file starting `%%MatrixMarket`) among them",
+        ));
+    };
+    if tables.len() != 2 {
+        return Err(UploadError::bad(format!(
+            "a MatrixMarket matrix needs exactly two tables beside it (features and barcodes); {} were uploaded",
+            tables.len()
+        )));
+    }
+    // features: one line per row (10x matrices are features x barcodes); barcodes one
+    // per column. A square matrix is told apart by columns: barcodes have one.
+    let (a, b) = (tables[0], tables[1]);
+    let (features, barcodes) = match (a.2.0 == rows, b.2.0 == cols, b.2.0 == rows, a.2.0 == cols) {
+        _ if rows == cols && a.2.0 == rows && b.2.0 == rows => {
+            if a.2.1 >= b.2.1 {
+                (a, b)
+            } else {
+                (b, a)
+            }
+        }
+        (true, true, _, _) => (a, b),
+        (_, _, true, true) => (b, a),
+        _ => {
+            return Err(UploadError::bad(format!(
+                "the matrix {} is {rows} features x {cols} barcodes, but the tables have {} ({}) and {} ({}) lines",
+                label(mi),
+                a.2.0,
+                label(a.0),
+                b.2.0,
+                label(b.0)
+            )));
+        }
+    };
+    let folder = dir.join("input");
+    std::fs::create_dir_all(&folder).map_err(io)?;
+    let gz = |z: bool| if z { ".gz" } else { "" };
+    for (i, name) in [
+        (mi, format!("matrix.mtx{}", gz(mgz))),
+        (features.0, format!("features.tsv{}", gz(features.1))),
+        (barcodes.0, format!("barcodes.tsv{}", gz(barcodes.1))),
+    ] {
+        std::fs::rename(&parts[i], folder.join(name)).map_err(io)?;
+    }
+    Ok(Input::MatrixMarketDir(folder))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    const LIMITS: Limits = Limits {
+        max_bytes: 1 << 20,
+        max_entries: 100,
+    };
+    const MTX: &[u8] =
+        b"%%MatrixMarket matrix coordinate integer general\n% c\n3 2 2\n1 1 5\n3 2 1\n";
+    const FEATURES: &[u8] =
+        b"G1\tG1\tGene Expression\nG2\tG2\tGene Expression\nG3\tG3\tGene Expression\n";
+    const BARCODES: &[u8] = b"AAAC-1\nAAAG-1\n";
+
+    fn write_parts(dir: &Path, parts: &[&[u8]]) -> Vec<PathBuf> {
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let p = dir.join(format!("part-{i}"));
+                std::fs::write(&p, b).unwrap();
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sniffs_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: Vec<(Vec<u8>, Sniffed)> = vec![
+            ([HDF5_MAGIC, b"rest"].concat(), Sniffed::Hdf5),
+            (b"PK\x03\x04rest".to_vec(), Sniffed::Zip),
+            (MTX.to_vec(), Sniffed::MatrixMarket { gzip: false }),
+            (gz(MTX), Sniffed::MatrixMarket { gzip: true }),
+            (BARCODES.to_vec(), Sniffed::Text { gzip: false }),
+            (gz(BARCODES), Sniffed::Text { gzip: true }),
+            (vec![0u8, 1, 2, 3, 255], Sniffed::Unknown),
+            (vec![], Sniffed::Unknown),
+        ];
+        for (i, (bytes, want)) in cases.into_iter().enumerate() {
+            // the name says h5ad; only the content counts
+            let p = dir.path().join(format!("{i}.h5ad"));
+            std::fs::write(&p, &bytes).unwrap();
+            assert_eq!(sniff(&p).unwrap(), want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn loose_files_are_named_by_shape_in_any_order() {
+        for order in [[0, 1, 2], [2, 0, 1], [1, 2, 0]] {
+            let dir = tempfile::tempdir().unwrap();
+            let all: [&[u8]; 3] = [MTX, FEATURES, BARCODES];
+            let gz_features = gz(FEATURES);
+            let mut chosen: Vec<&[u8]> = order.iter().map(|&i| all[i]).collect();
+            // one of them gzipped
+            let pos = order.iter().position(|&i| i == 1).unwrap();
+            chosen[pos] = &gz_features;
+            let parts = write_parts(dir.path(), &chosen);
+            let names = vec![String::new(); 3];
+            let input = classify(&parts, &names, dir.path(), &LIMITS).unwrap();
+            let folder = dir.path().join("input");
+            assert_eq!(input, Input::MatrixMarketDir(folder.clone()));
+            assert_eq!(std::fs::read(folder.join("matrix.mtx")).unwrap(), MTX);
+            assert_eq!(
+                std::fs::read(folder.join("barcodes.tsv")).unwrap(),
+                BARCODES
+            );
+            assert!(folder.join("features.tsv.gz").is_file());
+        }
+    }
+
+    #[test]
+    fn loose_files_that_do_not_fit_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = ["m.mtx", "f.tsv", "b.tsv"].map(String::from).to_vec();
+        let parts = write_parts(
+            dir.path(),
+            &[MTX, FEATURES, b"AAAC-1\nAAAG-1\nAACT-1\nTTTT-1\n"],
+        );
+        let e = classify(&parts, &names, dir.path(), &LIMITS).unwrap_err();
+        assert!(
+            e.message.contains("3 features x 2 barcodes") && e.message.contains("b.tsv"),
+            "{e}"
+        );
+        let parts = write_parts(dir.path(), &[MTX, FEATURES]);
+        let e = classify(&parts, &names, dir.path(), &LIMITS).unwrap_err();
+        assert!(e.message.contains("exactly two tables"), "{e}");
+        let parts = write_parts(dir.path(), &[FEATURES, BARCODES]);
+        let e = classify(&parts, &names, dir.path(), &LIMITS).unwrap_err();
+        assert!(e.message.contains("no MatrixMarket matrix"), "{e}");
+        let parts = write_parts(dir.path(), &[MTX]);
+        let e = classify(&parts, &names, dir.path(), &LIMITS).unwrap_err();
+        assert!(
+            e.message.contains("m.mtx is a MatrixMarket matrix alone"),
+            "{e}"
+        );
+        let parts = write_parts(dir.path(), &[b"barcode,gene\n"]);
+        let e = classify(&parts, &names, dir.path(), &LIMITS).unwrap_err();
+        assert!(
+            e.unsupported && e.message.contains("text starting `barcode,gene`"),
+            "{e}"
+        );
+        let parts = write_parts(dir.path(), &[b""]);
+        let e = classify(&parts, &names, dir.path(), &LIMITS).unwrap_err();
+        assert!(
+            e.unsupported && e.message.contains("the file is empty"),
+            "{e}"
+        );
+        let e = classify(&[], &[], dir.path(), &LIMITS).unwrap_err();
+        assert!(e.message.contains("no file was uploaded"), "{e}");
+    }
+
+    #[test]
+    fn archives_must_hold_one_dataset() {
+        let dir = tempfile::tempdir().unwrap();
+        let zip = |entries: &[(&str, &[u8])]| {
+            let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            for (n, d) in entries {
+                z.start_file(*n, zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                z.write_all(d).unwrap();
+            }
+            z.finish().unwrap().into_inner()
+        };
+        let names = vec!["sample.zip".to_string()];
+        let one = zip(&[
+            ("filtered_feature_bc_matrix/matrix.mtx.gz", &gz(MTX)),
+            ("filtered_feature_bc_matrix/features.tsv.gz", &gz(FEATURES)),
+            ("filtered_feature_bc_matrix/barcodes.tsv.gz", &gz(BARCODES)),
+        ]);
+        let job = dir.path().join("a");
+        std::fs::create_dir_all(&job).unwrap();
+        let parts = write_parts(&job, &[&one]);
+        let input = classify(&parts, &names, &job, &LIMITS).unwrap();
+        assert_eq!(
+            input,
+            Input::MatrixMarketDir(job.join("input/filtered_feature_bc_matrix"))
+        );
+
+        let two = zip(&[("a/matrix.mtx", MTX), ("b/matrix.mtx", MTX)]);
+        let job = dir.path().join("b");
+        std::fs::create_dir_all(&job).unwrap();
+        let parts = write_parts(&job, &[&two]);
+        let e = classify(&parts, &names, &job, &LIMITS).unwrap_err();
+        assert!(e.message.contains("2 matrix folders"), "{e}");
+
+        let none = zip(&[("readme.txt", b"hello")]);
+        let job = dir.path().join("c");
+        std::fs::create_dir_all(&job).unwrap();
+        let parts = write_parts(&job, &[&none]);
+        let e = classify(&parts, &names, &job, &LIMITS).unwrap_err();
+        assert!(
+            e.message
+                .contains("sample.zip: the archive holds no matrix.mtx"),
+            "{e}"
+        );
+    }
+}

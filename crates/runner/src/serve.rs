@@ -1,0 +1,582 @@
+//! The portal's backend (`crossomics serve`): the saved translation runs of a models
+//! folder, applied to uploads as `crossomics translate` applies them
+//! ([`apply::SavedTranslator`]), with the results the job page offers: the prediction as
+//! h5ad and as a MatrixMarket folder (zip), a UMAP picture of the cells' latent
+//! embedding, summary statistics.
+//!
+//! With no model in the folder it trains the default one (`configs/portal/default.toml`,
+//! carried in the binary: BABEL on the bundled BMMC sample, both directions) once, in a
+//! child `crossomics run` whose epochs show on the page.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use anyhow::{Context, Result};
+use crossomics_data::transfer::{GenomeBuild, Modality};
+use crossomics_portal::{
+    Backend, BackendStatus, Coverage, FeatureMean, Input, ModelInfo, PredictOutput, PredictRequest,
+    ResultFile, Stage, Summary,
+};
+use crossomics_translators::{Direction, Prediction};
+use ndarray::Array2;
+
+use crate::apply::{self, SavedTranslator, SourceData, Translated};
+use crate::progress::{PROGRESS_ENV, parse_progress};
+
+/// The default model's config, as the binary carries it.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/portal/default.toml");
+
+/// Cells drawn in the embedding picture at most (a UMAP of more takes long).
+const PICTURE_CELLS: usize = 3000;
+
+struct Loaded {
+    infos: Vec<(ModelInfo, Direction)>,
+    saved: Mutex<SavedTranslator>,
+}
+
+/// Saved translators served to the portal.
+pub struct TranslatorBackend {
+    models_dir: PathBuf,
+    loaded: RwLock<Vec<Arc<Loaded>>>,
+    /// set while the default model trains, or when its training failed
+    note: Mutex<Option<String>>,
+    defaults: Mutex<bool>,
+    device: String,
+}
+
+impl std::fmt::Debug for TranslatorBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TranslatorBackend")
+            .field("models_dir", &self.models_dir)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unpoison<T>(r: std::result::Result<T, PoisonError<T>>) -> T {
+    r.unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `RNA -> ATAC` in the row names of a run's metrics.
+fn direction_label(d: Direction) -> String {
+    let (a, b) = match d {
+        Direction::RnaToAtac => ("RNA", "ATAC"),
+        Direction::AtacToRna => ("ATAC", "RNA"),
+    };
+    format!("{a} -> {b}")
+}
+
+/// Letters, digits, `-`, `_`, `.` only.
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Finished translation runs under `root` (folders with `model.json`), at most 4 deep.
+fn run_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    while let Some((d, depth)) = stack.pop() {
+        if d.join("model.json").is_file() && d.join("config.resolved.toml").is_file() {
+            found.push(d);
+            continue;
+        }
+        if depth >= 4 {
+            continue;
+        }
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                let name = e.file_name();
+                let hidden = name.to_string_lossy().starts_with('.');
+                if !hidden && e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push((e.path(), depth + 1));
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn describe(dir: &Path, saved: &SavedTranslator) -> Vec<(ModelInfo, Direction)> {
+    let cfg = &saved.config;
+    let run_id = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let rows: Vec<crate::table::Row> = std::fs::read_to_string(dir.join("metrics.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let train_cells = std::fs::read_to_string(dir.join("split.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<crossomics_data::split::Split>(&t).ok())
+        .map(|s| s.train.len());
+    let dataset = rows
+        .first()
+        .map(|r| r.dataset.clone())
+        .unwrap_or_else(|| cfg.name.clone());
+    let test_cells = rows.first().map(|r| r.cells);
+    let mut trained_on = dataset;
+    if let Some(n) = train_cells {
+        trained_on.push_str(&format!(", {n} training cells"));
+    }
+    if let Some(n) = test_cells {
+        trained_on.push_str(&format!(", scored on {n} held-out cells"));
+    }
+    let keep = |d: Direction| -> &'static [&'static str] {
+        match d {
+            Direction::RnaToAtac => &["auroc", "auprc", "rmse_atac"],
+            Direction::AtacToRna => &["pearson", "spearman", "rmse_rna"],
+        }
+    };
+    saved
+        .directions()
+        .iter()
+        .map(|&d| {
+            let label = direction_label(d);
+            let metrics = rows
+                .iter()
+                .find(|r| r.method.ends_with(&label))
+                .map(|r| {
+                    r.metrics
+                        .iter()
+                        .filter(|(k, v)| keep(d).contains(&k.as_str()) && v.is_finite())
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let (source, target) = match d {
+                Direction::RnaToAtac => ("RNA", "ATAC"),
+                Direction::AtacToRna => ("ATAC", "RNA"),
+            };
+            let (n_in, n_out) = match d {
+                Direction::RnaToAtac => (saved.fitted.genes.len(), saved.fitted.peaks.len()),
+                Direction::AtacToRna => (saved.fitted.peaks.len(), saved.fitted.genes.len()),
+            };
+            let info = ModelInfo {
+                id: slug(&format!("{}-{run_id}-{}", cfg.name, d.as_str())),
+                name: format!("{} {source} -> {target} ({})", cfg.model.kind(), cfg.name),
+                direction: d.as_str().to_string(),
+                source: source.into(),
+                target: target.into(),
+                genome: cfg.translation.genome.clone(),
+                trained_on: trained_on.clone(),
+                kind: cfg.model.kind().to_string(),
+                input_features: n_in,
+                output_features: n_out,
+                metrics,
+            };
+            (info, d)
+        })
+        .collect()
+}
+
+impl TranslatorBackend {
+    /// Serves the translation runs under `models_dir` (which may not exist yet).
+    pub fn new(models_dir: &Path) -> Result<Arc<Self>> {
+        // as the saved runs resolve `training.device = "auto"`
+        let device = match crossomics_translators::DeviceChoice::Auto.resolve()? {
+            tch::Device::Cpu => "cpu".to_string(),
+            tch::Device::Cuda(i) => format!("cuda:{i} (GPU)"),
+            other => format!("{other:?}"),
+        };
+        let b = Arc::new(Self {
+            models_dir: models_dir.to_path_buf(),
+            loaded: RwLock::new(Vec::new()),
+            note: Mutex::new(None),
+            defaults: Mutex::new(false),
+            device,
+        });
+        b.rescan();
+        Ok(b)
+    }
+
+    /// Loads every translation run in the models folder; returns how many.
+    pub fn rescan(&self) -> usize {
+        let mut loaded = Vec::new();
+        for dir in run_dirs(&self.models_dir) {
+            match SavedTranslator::load(&dir) {
+                Ok(saved) => {
+                    let infos = describe(&dir, &saved);
+                    loaded.push(Arc::new(Loaded {
+                        infos,
+                        saved: Mutex::new(saved),
+                    }));
+                }
+                Err(e) => tracing::warn!("skipping {}: {e:#}", dir.display()),
+            }
+        }
+        let n = loaded.len();
+        *unpoison(self.loaded.write()) = loaded;
+        n
+    }
+
+    /// Trains the default model into `<models_dir>/` in a child `exe run`, when the
+    /// folder holds no model; returns at once (the page shows the progress).
+    pub fn train_defaults_if_empty(self: &Arc<Self>, exe: PathBuf) -> Result<()> {
+        if !unpoison(self.loaded.read()).is_empty() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.models_dir)
+            .with_context(|| format!("creating {}", self.models_dir.display()))?;
+        let cfg_path = self.models_dir.join("portal_default.toml");
+        crate::rundir::write_atomic(&cfg_path, DEFAULT_CONFIG.as_bytes())?;
+        *unpoison(self.defaults.lock()) = true;
+        *unpoison(self.note.lock()) =
+            Some("training the default model (BABEL on the bundled BMMC sample): starting".into());
+        let me = Arc::clone(self);
+        std::thread::Builder::new().name("default-models".into()).spawn(move || {
+            let result = me.train_child(&exe, &cfg_path);
+            let note = match result {
+                Ok(()) if me.rescan() > 0 => None,
+                Ok(()) => Some("training the default model finished, but no model could be loaded (see the server's log)".to_string()),
+                Err(e) => Some(format!("training the default model failed: {e:#}")),
+            };
+            if let Some(n) = &note {
+                tracing::error!("{n}");
+            }
+            *unpoison(me.note.lock()) = note;
+        })?;
+        Ok(())
+    }
+
+    fn train_child(&self, exe: &Path, cfg_path: &Path) -> Result<()> {
+        let mut child = std::process::Command::new(exe)
+            .arg("run")
+            .arg(cfg_path)
+            .arg("--out")
+            .arg(&self.models_dir)
+            .env(PROGRESS_ENV, "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", exe.display()))?;
+        let mut tail: Vec<String> = Vec::new();
+        if let Some(err) = child.stderr.take() {
+            for line in std::io::BufReader::new(err).lines().map_while(|l| l.ok()) {
+                match parse_progress(&line) {
+                    Some((pos, total, msg)) => {
+                        *unpoison(self.note.lock()) = Some(format!(
+                            "training the default model (BABEL on the bundled BMMC sample): epoch {pos}/{total}, {msg}"
+                        ));
+                    }
+                    None => {
+                        tail.push(line);
+                        if tail.len() > 8 {
+                            tail.remove(0);
+                        }
+                    }
+                }
+            }
+        }
+        let status = child.wait()?;
+        anyhow::ensure!(
+            status.success(),
+            "`crossomics run` exited with {status}: {}",
+            tail.join(" | ")
+        );
+        Ok(())
+    }
+
+    fn find(&self, id: &str) -> Option<(Arc<Loaded>, Direction)> {
+        unpoison(self.loaded.read()).iter().find_map(|l| {
+            l.infos
+                .iter()
+                .find(|(i, _)| i.id == id)
+                .map(|(_, d)| (Arc::clone(l), *d))
+        })
+    }
+
+    fn run(&self, r: &PredictRequest, stage: &dyn Fn(Stage)) -> Result<PredictOutput> {
+        let (loaded, direction) = self
+            .find(&r.model_id)
+            .with_context(|| format!("unknown model `{}`", r.model_id))?;
+        stage(Stage::Preprocessing);
+        let modality = apply::source_modality(direction);
+        let source = read_upload(&r.input, modality)?;
+        let declared = r
+            .genome
+            .as_deref()
+            .map(str::parse::<GenomeBuild>)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("genome: {e}"))?;
+        stage(Stage::Predicting);
+        let t = unpoison(loaded.saved.lock()).translate(&source, direction, declared, None)?;
+        let kind = unpoison(loaded.saved.lock())
+            .config
+            .model
+            .kind()
+            .to_string();
+        write_results(&r.out_dir, &t, &kind)
+    }
+}
+
+/// One modality of an upload, whatever the container.
+fn read_upload(input: &Input, modality: Modality) -> Result<SourceData> {
+    match input {
+        Input::Hdf5(p) if crossomics_data::tenx::is_tenx_h5(p) => {
+            apply::from_tenx(crossomics_data::tenx::read_h5_parts(p)?, modality)
+        }
+        Input::Hdf5(p) => apply::read_h5ad(p, modality, None),
+        Input::MatrixMarketDir(d) => {
+            apply::from_tenx(crossomics_data::tenx::read_mtx_dir_parts(d)?, modality)
+        }
+    }
+}
+
+/// The MatrixMarket form of a prediction, as a 10x folder: `matrix.mtx.gz` (features x
+/// cells), `features.tsv` (id, name, type) and `barcodes.tsv`, zipped.
+fn write_mtx_zip(dest: &Path, t: &Translated) -> Result<()> {
+    let values = t.prediction.values();
+    let scratch = tempfile_dir(dest)?;
+    let (n_cells, n_features) = values.dim();
+    let mut coo = nalgebra_sparse::CooMatrix::new(n_features, n_cells);
+    for ((c, f), &v) in values.indexed_iter() {
+        if v != 0.0 {
+            coo.push(f, c, v);
+        }
+    }
+    let csr = nalgebra_sparse::CsrMatrix::from(&coo);
+    let mtx = scratch.join("matrix.mtx.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::io::BufWriter::new(std::fs::File::create(&mtx)?),
+        flate2::Compression::fast(),
+    );
+    crossomics_data::mtx::write(&csr, &mut gz)?;
+    gz.finish()?.flush()?;
+    let feature_type = match t.direction {
+        Direction::RnaToAtac => "Peaks",
+        Direction::AtacToRna => "Gene Expression",
+    };
+    let features: String = t
+        .features
+        .iter()
+        .map(|f| format!("{f}\t{f}\t{feature_type}\n"))
+        .collect();
+    std::fs::write(scratch.join("features.tsv"), features)?;
+    let barcodes: String = t
+        .cells
+        .barcodes()
+        .iter()
+        .map(|b| format!("{b}\n"))
+        .collect();
+    std::fs::write(scratch.join("barcodes.tsv"), barcodes)?;
+    let result = crossomics_portal::archive::write_zip(
+        dest,
+        &[
+            ("prediction/matrix.mtx.gz", &mtx),
+            ("prediction/features.tsv", &scratch.join("features.tsv")),
+            ("prediction/barcodes.tsv", &scratch.join("barcodes.tsv")),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(result?)
+}
+
+fn tempfile_dir(beside: &Path) -> Result<PathBuf> {
+    let d = beside.with_extension("parts.tmp");
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+fn summary(t: &Translated) -> Summary {
+    let v = t.prediction.values();
+    let (n, m) = v.dim();
+    let mut total = 0f64;
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut col = vec![0f64; m];
+    for row in v.rows() {
+        for (j, &x) in row.iter().enumerate() {
+            let x = f64::from(x);
+            total += x;
+            lo = lo.min(x);
+            hi = hi.max(x);
+            col[j] += x;
+        }
+    }
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| col[b].total_cmp(&col[a]));
+    let denom = n.max(1) as f64;
+    Summary {
+        cells: n,
+        features: m,
+        values: match &t.prediction {
+            Prediction::Atac { .. } => "accessibility probability".into(),
+            Prediction::Rna { .. } => "log1p normalized expression".into(),
+        },
+        mean: total / (n * m).max(1) as f64,
+        min: if lo.is_finite() { lo } else { 0.0 },
+        max: if hi.is_finite() { hi } else { 0.0 },
+        top_features: order
+            .iter()
+            .take(10)
+            .map(|&j| FeatureMean {
+                feature: t.features[j].clone(),
+                mean: col[j] / denom,
+            })
+            .collect(),
+    }
+}
+
+/// A UMAP of (at most [`PICTURE_CELLS`] of) the cells' latent embedding, coloured by
+/// the upload's `cell_type` column when it has one.
+fn picture(path: &Path, t: &Translated, embedding: &Array2<f32>, kind: &str) -> Result<()> {
+    let n = embedding.nrows();
+    let take: Vec<usize> = if n > PICTURE_CELLS {
+        use rand::seq::SliceRandom;
+        let mut idx: Vec<usize> = (0..n).collect();
+        idx.shuffle(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0));
+        idx.truncate(PICTURE_CELLS);
+        idx.sort_unstable();
+        idx
+    } else {
+        (0..n).collect()
+    };
+    let x = embedding.select(ndarray::Axis(0), &take);
+    let coords =
+        crossomics_plots::umap::layout(x.view(), &crossomics_plots::umap::UmapParams::default())?;
+    let cells = t.cells.subset(&take);
+    let (codes, names, by) = match cells.codes("cell_type") {
+        Ok((c, n)) => (c, n, " by cell_type"),
+        Err(_) => (vec![0; take.len()], vec!["cells".to_string()], ""),
+    };
+    crossomics_plots::scatter(
+        path,
+        &format!("UMAP of the {kind} latent, {} cells{by}", take.len()),
+        coords.view(),
+        &codes,
+        &names,
+    )?;
+    Ok(())
+}
+
+fn write_results(dir: &Path, t: &Translated, kind: &str) -> Result<PredictOutput> {
+    let mut files = Vec::new();
+    let h5ad = dir.join("prediction.h5ad");
+    for p in apply::write_h5ad(&h5ad, t)? {
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let label = if name.ends_with("_counts.h5ad") {
+            "prediction: expected counts (h5ad)"
+        } else {
+            "prediction (h5ad)"
+        };
+        files.push(ResultFile {
+            name,
+            label: label.into(),
+            media_type: "application/x-hdf5".into(),
+        });
+    }
+    write_mtx_zip(&dir.join("prediction_mtx.zip"), t)?;
+    files.push(ResultFile {
+        name: "prediction_mtx.zip".into(),
+        label: "prediction (MatrixMarket folder, zip)".into(),
+        media_type: "application/zip".into(),
+    });
+    if let Some(e) = &t.embedding {
+        picture(&dir.join("embedding.png"), t, e, kind)?;
+        files.push(ResultFile {
+            name: "embedding.png".into(),
+            label: "the cells' latent embedding (UMAP)".into(),
+            media_type: "image/png".into(),
+        });
+    }
+    let c = &t.coverage;
+    Ok(PredictOutput {
+        coverage: Coverage {
+            modality: c.modality.to_string(),
+            found: c.found,
+            total: c.total,
+            fraction: c.fraction(),
+        },
+        summary: summary(t),
+        files,
+    })
+}
+
+impl Backend for TranslatorBackend {
+    fn models(&self) -> Vec<ModelInfo> {
+        unpoison(self.loaded.read())
+            .iter()
+            .flat_map(|l| l.infos.iter().map(|(i, _)| i.clone()))
+            .collect()
+    }
+
+    fn status(&self) -> BackendStatus {
+        let note = unpoison(self.note.lock()).clone();
+        let ready = !unpoison(self.loaded.read()).is_empty();
+        let message = note.or_else(|| {
+            (*unpoison(self.defaults.lock())).then(|| {
+                "These are the default models: BABEL trained at first start on the bundled BMMC Multiome sample \
+                 (NeurIPS 2021, 500 bone-marrow cells, 600 genes, 600 peaks, GRCh38). Train your own with \
+                 `crossomics run` and serve its folder with --models."
+                    .to_string()
+            })
+        });
+        BackendStatus {
+            device: self.device.clone(),
+            ready,
+            message,
+        }
+    }
+
+    fn predict(
+        &self,
+        r: &PredictRequest,
+        stage: &dyn Fn(Stage),
+    ) -> std::result::Result<PredictOutput, String> {
+        self.run(r, stage).map_err(|e| {
+            // name the user's files, not the server's folders
+            let prefix = format!("{}/", r.out_dir.display());
+            format!("{e:#}").replace(&prefix, "")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_is_a_saved_translation_run_in_both_directions() {
+        let cfg = crate::config::parse(DEFAULT_CONFIG, "configs/portal/default.toml").unwrap();
+        assert!(cfg.is_translation());
+        assert!(cfg.output.checkpoint);
+        assert_eq!(cfg.translation.directions.len(), 2);
+        assert_eq!(cfg.translation.genome.as_deref(), Some("GRCh38"));
+    }
+
+    #[test]
+    fn model_ids_are_url_safe_and_runs_are_found_below_the_folder() {
+        assert_eq!(slug("a b/c?d-1_2.3"), "a-b-c-d-1_2.3");
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("exp/run-1");
+        std::fs::create_dir_all(&run).unwrap();
+        for f in ["model.json", "config.resolved.toml"] {
+            std::fs::write(run.join(f), "").unwrap();
+        }
+        // hidden folders (a run's work folder) and half-written runs are not runs
+        let hidden = dir.path().join("exp/.run-2.tmp");
+        std::fs::create_dir_all(&hidden).unwrap();
+        std::fs::write(hidden.join("model.json"), "").unwrap();
+        std::fs::write(hidden.join("config.resolved.toml"), "").unwrap();
+        let half = dir.path().join("exp/run-3");
+        std::fs::create_dir_all(&half).unwrap();
+        std::fs::write(half.join("model.json"), "").unwrap();
+        assert_eq!(run_dirs(dir.path()), vec![run]);
+        assert!(run_dirs(&dir.path().join("missing")).is_empty());
+    }
+}

@@ -1,0 +1,928 @@
+//! `crossomics serve` end to end, as a separate process over HTTP, with its real backend
+//! (saved translators): the default model trained at first start, uploads of the
+//! bundled sample in each container (h5ad, 10x h5, zipped / tarred 10x folder, loose
+//! MatrixMarket files) predicted exactly as the saved model predicts in-process, bad
+//! uploads failing with their reason, a real browser (headless Chromium over WebDriver)
+//! going through the pages, and 50 concurrent uploads.
+//!
+//! One server with the default model is started once for the whole file (training it
+//! takes about a minute); the load test starts a second one over the same models.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crossomics_data::PairedDataset;
+use crossomics_data::h5ad;
+use crossomics_runner::apply::{SavedTranslator, SourceData};
+use crossomics_translators::Direction;
+use nalgebra_sparse::CsrMatrix;
+use serde_json::Value;
+
+struct Server {
+    child: Child,
+    url: String,
+    models: PathBuf,
+    /// every status message seen while the default model trained
+    messages: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(models: &Path, work: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crossomics"))
+        .arg("serve")
+        .args(["--addr", "127.0.0.1:0", "--models"])
+        .arg(models)
+        .arg("--work-dir")
+        .arg(work)
+        .args(extra)
+        // the server ends when this test process does (a static's Drop never runs)
+        .arg("--stop-on-stdin-eof")
+        .env("OMP_NUM_THREADS", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("crossomics portal listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_string();
+    (child, url)
+}
+
+/// The server with the default model, started with an empty models folder.
+fn server() -> &'static Server {
+    static S: OnceLock<Server> = OnceLock::new();
+    S.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let models = dir.path().join("models");
+        let (child, url) = start(&models, &dir.path().join("work"), &[]);
+        let mut messages = Vec::new();
+        let t = Instant::now();
+        loop {
+            let st = get_json(&url, "/api/status");
+            if let Some(m) = st["message"].as_str()
+                && messages.last().is_none_or(|l: &String| l != m)
+            {
+                messages.push(m.to_string());
+            }
+            if st["ready"] == true {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(900),
+                "the default model did not train: {messages:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Server {
+            child,
+            url,
+            models,
+            messages,
+            _dir: dir,
+        }
+    })
+}
+
+fn answer(r: Result<ureq::Response, ureq::Error>) -> (u16, Vec<u8>) {
+    let read = |resp: ureq::Response| {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut v).unwrap();
+        v
+    };
+    match r {
+        Ok(resp) => (resp.status(), read(resp)),
+        Err(ureq::Error::Status(code, resp)) => (code, read(resp)),
+        Err(e) => panic!("transport error: {e}"),
+    }
+}
+
+fn get_json(url: &str, path: &str) -> Value {
+    let (code, body) = answer(ureq::get(&format!("{url}{path}")).call());
+    assert_eq!(code, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn multipart(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----crossomics-portal-test";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        write!(
+            body,
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        )
+        .unwrap();
+    }
+    for (name, bytes) in files {
+        write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n").unwrap();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    write!(body, "--{boundary}--\r\n").unwrap();
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Submits a job; its id.
+fn submit(url: &str, fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> String {
+    let (ct, body) = multipart(fields, files);
+    let (code, resp) = answer(
+        ureq::post(&format!("{url}/api/jobs"))
+            .set("Content-Type", &ct)
+            .send_bytes(&body),
+    );
+    assert_eq!(code, 202, "{}", String::from_utf8_lossy(&resp));
+    let v: Value = serde_json::from_slice(&resp).unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+fn wait_finished(url: &str, id: &str) -> Value {
+    let t = Instant::now();
+    loop {
+        let v = get_json(url, &format!("/api/jobs/{id}"));
+        if v["status"] == "done" || v["status"] == "failed" {
+            return v;
+        }
+        assert!(t.elapsed() < Duration::from_secs(600), "job {id}: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn model_id(direction: &str) -> String {
+    let models = get_json(&server().url, "/api/models");
+    models
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["direction"] == direction)
+        .unwrap_or_else(|| panic!("no {direction} model in {models}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn saved_run() -> PathBuf {
+    let mut found = Vec::new();
+    let mut stack = vec![server().models.clone()];
+    while let Some(d) = stack.pop() {
+        if d.join("model.json").is_file() {
+            found.push(d);
+            continue;
+        }
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.pop().unwrap()
+}
+
+/// The held-out donor's cells of the bundled sample (the model never saw them).
+fn test_cells() -> PairedDataset {
+    let d = crossomics_data::sample::bmmc_multiome_starter().unwrap();
+    let batch = d.cells.column("batch").unwrap();
+    let keep: Vec<usize> = (0..d.n_cells()).filter(|&i| batch[i] == "s1d2").collect();
+    d.subset_cells(&keep)
+}
+
+fn write_rna_h5ad(path: &Path, d: &PairedDataset) {
+    h5ad::write(path, Some((&d.rna).into()), &d.cells, &d.genes, &[]).unwrap();
+}
+
+/// Files to upload: (name, bytes).
+type Files = Vec<(String, Vec<u8>)>;
+
+/// A 10x folder (features x barcodes) of one or both modalities, as files.
+fn tenx_folder(d: &PairedDataset, rna: bool, atac: bool) -> Files {
+    let mut features = String::new();
+    let mut blocks: Vec<&CsrMatrix<f32>> = Vec::new();
+    if rna {
+        for g in &d.genes {
+            features.push_str(&format!("ENSG-{g}\t{g}\tGene Expression\n"));
+        }
+        blocks.push(&d.rna);
+    }
+    let peaks: Vec<String> = d.peaks.iter().map(ToString::to_string).collect();
+    if atac {
+        for p in &peaks {
+            features.push_str(&format!("{p}\t{p}\tPeaks\n"));
+        }
+        blocks.push(&d.atac);
+    }
+    // features x cells
+    let n_features: usize = blocks.iter().map(|b| b.ncols()).sum();
+    let mut coo = nalgebra_sparse::CooMatrix::new(n_features, d.n_cells());
+    let mut offset = 0;
+    for b in blocks {
+        for (r, c, v) in b.triplet_iter() {
+            coo.push(offset + c, r, *v);
+        }
+        offset += b.ncols();
+    }
+    let mut mtx = Vec::new();
+    crossomics_data::mtx::write(&CsrMatrix::from(&coo), &mut mtx).unwrap();
+    let barcodes: String = d
+        .cells
+        .barcodes()
+        .iter()
+        .map(|b| format!("{b}\n"))
+        .collect();
+    vec![
+        ("matrix.mtx".into(), mtx),
+        ("features.tsv".into(), features.into_bytes()),
+        ("barcodes.tsv".into(), barcodes.into_bytes()),
+    ]
+}
+
+/// A Cell Ranger ARC `.h5` (both modalities; CSC features x barcodes) of `d`.
+fn write_tenx_h5(path: &Path, d: &PairedDataset) {
+    use hdf5::types::FixedAscii;
+    let n_genes = d.genes.len();
+    // CSC of features x barcodes is CSR of barcodes x features: genes, then peaks
+    let (mut data, mut indices, mut indptr) = (Vec::new(), Vec::new(), vec![0i64]);
+    for i in 0..d.n_cells() {
+        for (m, offset) in [(&d.rna, 0), (&d.atac, n_genes)] {
+            let row = m.row(i);
+            for (&c, &v) in row.col_indices().iter().zip(row.values()) {
+                indices.push((offset + c) as i64);
+                data.push(v as i32);
+            }
+        }
+        indptr.push(indices.len() as i64);
+    }
+    let peaks: Vec<String> = d.peaks.iter().map(ToString::to_string).collect();
+    let fixed = |v: &[String]| -> Vec<FixedAscii<64>> {
+        v.iter()
+            .map(|s| FixedAscii::from_ascii(s).unwrap())
+            .collect()
+    };
+    let file = hdf5::File::create(path).unwrap();
+    let m = file.create_group("matrix").unwrap();
+    m.new_dataset_builder()
+        .with_data(&data)
+        .create("data")
+        .unwrap();
+    m.new_dataset_builder()
+        .with_data(&indices)
+        .create("indices")
+        .unwrap();
+    m.new_dataset_builder()
+        .with_data(&indptr)
+        .create("indptr")
+        .unwrap();
+    m.new_dataset_builder()
+        .with_data(&[(n_genes + peaks.len()) as i64, d.n_cells() as i64])
+        .create("shape")
+        .unwrap();
+    m.new_dataset_builder()
+        .with_data(&fixed(d.cells.barcodes()))
+        .create("barcodes")
+        .unwrap();
+    let f = m.create_group("features").unwrap();
+    let ids: Vec<String> = d
+        .genes
+        .iter()
+        .map(|g| format!("ENSG-{g}"))
+        .chain(peaks.iter().cloned())
+        .collect();
+    let names: Vec<String> = d.genes.iter().chain(peaks.iter()).cloned().collect();
+    let types: Vec<String> = (0..ids.len())
+        .map(|i| {
+            if i < n_genes {
+                "Gene Expression"
+            } else {
+                "Peaks"
+            }
+            .to_string()
+        })
+        .collect();
+    for (name, v) in [("id", &ids), ("name", &names), ("feature_type", &types)] {
+        f.new_dataset_builder()
+            .with_data(&fixed(v))
+            .create(name)
+            .unwrap();
+    }
+}
+
+fn zip_folder(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes) in files {
+        z.start_file(
+            format!("filtered_feature_bc_matrix/{name}"),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        z.write_all(bytes).unwrap();
+    }
+    z.finish().unwrap().into_inner()
+}
+
+fn tar_gz_folder(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    for (name, bytes) in files {
+        let gz = gzip(bytes);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(gz.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(
+            &mut h,
+            format!("outs/filtered_feature_bc_matrix/{name}.gz"),
+            &gz[..],
+        )
+        .unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Downloads a job's file to `dir`; its path.
+fn download(url: &str, job: &Value, name: &str, dir: &Path) -> PathBuf {
+    let f = job["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {job}"));
+    let (code, bytes) = answer(ureq::get(&format!("{url}{}", f["url"].as_str().unwrap())).call());
+    assert_eq!(code, 200);
+    assert_eq!(bytes.len() as u64, f["bytes"].as_u64().unwrap());
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// What the saved model predicts for `source` in-process.
+fn expected(
+    source: &SourceData,
+    direction: Direction,
+) -> (Vec<String>, Vec<String>, ndarray::Array2<f32>) {
+    let saved = SavedTranslator::load(&saved_run()).unwrap();
+    let t = saved.translate(source, direction, None, None).unwrap();
+    (
+        t.cells.barcodes().to_vec(),
+        t.features.clone(),
+        t.prediction.values().clone(),
+    )
+}
+
+fn assert_prediction(h5ad_path: &Path, want: &(Vec<String>, Vec<String>, ndarray::Array2<f32>)) {
+    let got = h5ad::read_with(h5ad_path, &h5ad::ReadOptions::layer(None)).unwrap();
+    assert_eq!(got.cells.barcodes(), &want.0[..]);
+    assert_eq!(got.features, want.1);
+    let dense = {
+        let m = &got.matrix;
+        let mut a = ndarray::Array2::<f32>::zeros((m.nrows(), m.ncols()));
+        for (r, c, v) in m.triplet_iter() {
+            a[[r, c]] = *v;
+        }
+        a
+    };
+    assert_eq!(dense.dim(), want.2.dim());
+    let max = dense
+        .iter()
+        .zip(want.2.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        max < 1e-5,
+        "largest difference from the in-process prediction: {max}"
+    );
+}
+
+#[test]
+fn the_default_model_trains_at_first_start_with_progress_shown() {
+    let s = server();
+    assert!(
+        s.messages
+            .iter()
+            .any(|m| m.contains("training the default model") && m.contains("epoch")),
+        "{:?}",
+        s.messages
+    );
+    let models = get_json(&s.url, "/api/models");
+    let models = models.as_array().unwrap();
+    let mut directions: Vec<&str> = models
+        .iter()
+        .map(|m| m["direction"].as_str().unwrap())
+        .collect();
+    directions.sort();
+    assert_eq!(directions, ["atac_to_rna", "rna_to_atac"]);
+    for m in models {
+        assert_eq!(m["kind"], "babel");
+        assert_eq!(m["genome"], "GRCh38");
+        let trained = m["trained_on"].as_str().unwrap();
+        assert!(
+            trained.contains("bmmc_multiome_starter") && trained.contains("training cells"),
+            "{trained}"
+        );
+        assert!(!m["metrics"].as_array().unwrap().is_empty(), "{m}");
+    }
+    let st = get_json(&s.url, "/api/status");
+    assert_eq!(st["device"], "cpu");
+    assert!(
+        st["message"].as_str().unwrap().contains("default models"),
+        "{st}"
+    );
+    let (code, page) = answer(ureq::get(&s.url).call());
+    assert_eq!(code, 200);
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains("bundled BMMC Multiome sample") && page.contains("<b id=\"device\">cpu</b>")
+    );
+}
+
+#[test]
+fn rna_uploads_in_every_container_predict_atac_as_the_saved_model() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let d = test_cells();
+    let model = model_id("rna_to_atac");
+    let source = SourceData::Rna {
+        data: crossomics_data::pair::SingleModality {
+            source: PathBuf::from("test"),
+            matrix: d.rna.clone(),
+            cells: d.cells.clone(),
+            features: d.genes.clone(),
+        },
+        ids: None,
+    };
+    let want = expected(&source, Direction::RnaToAtac);
+    let h5ad_path = dir.path().join("rna.h5ad");
+    write_rna_h5ad(&h5ad_path, &d);
+    let folder = tenx_folder(&d, true, false);
+    let paired_folder = tenx_folder(&d, true, true);
+    let h5_path = dir.path().join("filtered_feature_bc_matrix.h5");
+    write_tenx_h5(&h5_path, &d);
+    let uploads: Vec<(&str, Files)> = vec![
+        (
+            "h5ad",
+            vec![("rna.h5ad".into(), std::fs::read(&h5ad_path).unwrap())],
+        ),
+        (
+            "10x h5 (both modalities)",
+            vec![("matrix.h5".into(), std::fs::read(&h5_path).unwrap())],
+        ),
+        ("zip", vec![("sample.zip".into(), zip_folder(&folder))]),
+        (
+            "tar.gz of an ARC folder (both modalities)",
+            vec![("sample.tar.gz".into(), tar_gz_folder(&paired_folder))],
+        ),
+        ("loose files", folder.clone()),
+    ];
+    for (what, files) in uploads {
+        let files: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let id = submit(&s.url, &[("model", &model)], &files);
+        let job = wait_finished(&s.url, &id);
+        assert_eq!(job["status"], "done", "{what}: {job}");
+        assert_eq!(job["coverage"]["found"], job["coverage"]["total"], "{what}");
+        assert_eq!(job["coverage"]["modality"], "RNA");
+        assert_eq!(job["summary"]["cells"], d.n_cells());
+        assert_eq!(job["summary"]["values"], "accessibility probability");
+        let p = download(&s.url, &job, "prediction.h5ad", dir.path());
+        assert_prediction(&p, &want);
+        // the MatrixMarket download: a 10x folder of the same numbers
+        let z = download(&s.url, &job, "prediction_mtx.zip", dir.path());
+        let out = dir.path().join(format!("mtx-{id}"));
+        crossomics_portal::archive::unpack(
+            &z,
+            crossomics_portal::archive::Format::Zip,
+            &out,
+            &crossomics_portal::archive::Limits {
+                max_bytes: 1 << 30,
+                max_entries: 10,
+            },
+        )
+        .unwrap();
+        let folder = out.join("prediction");
+        let m = crossomics_data::mtx::read_path(&folder.join("matrix.mtx.gz")).unwrap();
+        assert_eq!(
+            (m.nrows(), m.ncols()),
+            (want.1.len(), want.0.len()),
+            "features x cells"
+        );
+        let mut largest = 0f32;
+        for (f, c, v) in m.triplet_iter() {
+            largest = largest.max((v - want.2[[c, f]]).abs());
+        }
+        assert!(largest < 1e-5, "MatrixMarket values differ by {largest}");
+        assert_eq!(m.nnz(), want.2.iter().filter(|v| **v != 0.0).count());
+        let lines = |name: &str| -> Vec<String> {
+            std::fs::read_to_string(folder.join(name))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(lines("barcodes.tsv"), want.0);
+        let features: Vec<String> = lines("features.tsv")
+            .iter()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                assert_eq!(f[2], "Peaks", "{l}");
+                f[0].to_string()
+            })
+            .collect();
+        assert_eq!(features, want.1);
+        let png = download(&s.url, &job, "embedding.png", dir.path());
+        assert!(std::fs::read(png).unwrap().starts_with(b"\x89PNG"));
+    }
+}
+
+#[test]
+fn atac_uploads_predict_rna() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let d = test_cells();
+    let model = model_id("atac_to_rna");
+    let source = SourceData::Atac(crossomics_data::pair::SingleModality {
+        source: PathBuf::from("test"),
+        matrix: d.atac.clone(),
+        cells: d.cells.clone(),
+        features: d.peaks.clone(),
+    });
+    let want = expected(&source, Direction::AtacToRna);
+    let folder = tenx_folder(&d, false, true);
+    let id = submit(
+        &s.url,
+        &[("model", &model), ("genome", "GRCh38")],
+        &[("peaks.tar.gz", &tar_gz_folder(&folder))],
+    );
+    let job = wait_finished(&s.url, &id);
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["coverage"]["modality"], "ATAC");
+    assert_eq!(job["summary"]["values"], "log1p normalized expression");
+    let p = download(&s.url, &job, "prediction.h5ad", dir.path());
+    assert_prediction(&p, &want);
+    assert!(
+        job["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "embedding.png")
+    );
+}
+
+/// What, form fields, files, a phrase of the expected reason.
+type Case<'a> = (
+    &'a str,
+    Vec<(&'a str, String)>,
+    Vec<(String, Vec<u8>)>,
+    &'a str,
+);
+
+#[test]
+fn bad_data_fails_its_job_with_the_reason() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let d = test_cells();
+    let rna_model = model_id("rna_to_atac");
+    let atac_model = model_id("atac_to_rna");
+    let h5ad_path = dir.path().join("rna.h5ad");
+    write_rna_h5ad(&h5ad_path, &d);
+    let good = std::fs::read(&h5ad_path).unwrap();
+    // genes nobody has heard of
+    let mut renamed = d.clone();
+    renamed.genes = (0..d.genes.len()).map(|i| format!("NOTAGENE{i}")).collect();
+    let renamed_path = dir.path().join("renamed.h5ad");
+    write_rna_h5ad(&renamed_path, &renamed);
+    let peaks_only = tenx_folder(&d, false, true);
+    let cases: Vec<Case> = vec![
+        (
+            "truncated h5ad",
+            vec![("model", rna_model.clone())],
+            vec![("rna.h5ad".into(), good[..good.len() / 2].to_vec())],
+            "input.h5",
+        ),
+        (
+            "wrong feature names",
+            vec![("model", rna_model.clone())],
+            vec![("renamed.h5ad".into(), std::fs::read(&renamed_path).unwrap())],
+            "genes",
+        ),
+        (
+            "peaks for an RNA model",
+            vec![("model", rna_model.clone())],
+            vec![("p.zip".into(), zip_folder(&peaks_only))],
+            "Gene Expression",
+        ),
+        (
+            "wrong genome build",
+            vec![("model", atac_model.clone()), ("genome", "hg19".into())],
+            vec![("p.zip".into(), zip_folder(&peaks_only))],
+            "hg19",
+        ),
+        (
+            "unknown genome",
+            vec![("model", atac_model.clone()), ("genome", "mm10-ish".into())],
+            vec![("p.zip".into(), zip_folder(&peaks_only))],
+            "genome",
+        ),
+    ];
+    for (what, fields, files, needle) in cases {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let files: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let id = submit(&s.url, &fields, &files);
+        let job = wait_finished(&s.url, &id);
+        assert_eq!(job["status"], "failed", "{what}: {job}");
+        let err = job["error"].as_str().unwrap();
+        assert!(err.contains(needle), "{what}: {err}");
+        // the server's own folders are not shown to users
+        assert!(!err.contains("/jobs/"), "{what}: {err}");
+        assert!(job["files"].as_array().unwrap().is_empty());
+    }
+    // NaN counts: refused by the reader, naming the problem
+    let mut nan = d.clone();
+    let mut values = nan.rna.values().to_vec();
+    values[0] = f32::NAN;
+    let (offsets, indices) = (
+        nan.rna.row_offsets().to_vec(),
+        nan.rna.col_indices().to_vec(),
+    );
+    nan.rna =
+        CsrMatrix::try_from_csr_data(d.n_cells(), d.genes.len(), offsets, indices, values).unwrap();
+    let tenx = tenx_folder(&nan, true, false);
+    let files: Vec<(&str, &[u8])> = tenx
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let id = submit(&s.url, &[("model", &rna_model)], &files);
+    let job = wait_finished(&s.url, &id);
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("nan"),
+        "{job}"
+    );
+    // and the server goes on
+    let id = submit(&s.url, &[("model", &rna_model)], &[("rna.h5ad", &good)]);
+    assert_eq!(wait_finished(&s.url, &id)["status"], "done");
+}
+
+/// Whether a WebDriver session can be had; `None` (skipping) only when Chromium is not
+/// installed and the run does not require it (`.ci/run` installs it and requires it).
+fn chromedriver() -> Option<(Child, u16)> {
+    let driver = Path::new("/usr/bin/chromedriver");
+    if !driver.is_file() || !Path::new("/usr/bin/chromium").is_file() {
+        assert!(
+            std::env::var_os("CROSSOMICS_REQUIRE_BROWSER").is_none(),
+            "CROSSOMICS_REQUIRE_BROWSER is set but chromium / chromium-driver are not installed (scripts/setup-chromium.sh)"
+        );
+        eprintln!(
+            "SKIP browser test: Debian's chromium and chromium-driver are not installed (scripts/setup-chromium.sh)"
+        );
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "chromedriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some((child, port))
+}
+
+#[test]
+fn a_browser_uploads_the_sample_and_downloads_the_prediction() {
+    let Some((mut driver, port)) = chromedriver() else {
+        return;
+    };
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let d = test_cells();
+    let upload = dir.path().join("bmmc_s1d2_rna.h5ad");
+    write_rna_h5ad(&upload, &d);
+    let model = model_id("rna_to_atac");
+    let shots = std::env::var_os("CROSSOMICS_SCREENSHOTS").map(PathBuf::from);
+    let profile = dir.path().join("chromium-profile");
+    let url = s.url.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (job_url, h5ad_href) = rt.block_on(async {
+        use fantoccini::{ClientBuilder, Locator};
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1100,1300",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }),
+        );
+        let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        builder.capabilities(caps);
+        let c = builder
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a WebDriver session");
+        c.goto(&url).await.unwrap();
+        let title = c.title().await.unwrap();
+        assert_eq!(title, "crossomics portal");
+        let shot = c.screenshot().await.unwrap();
+        assert!(shot.starts_with(b"\x89PNG"));
+        if let Some(d) = &shots {
+            std::fs::write(d.join("portal-home.png"), &shot).unwrap();
+        }
+        c.find(Locator::Css(&format!("#model option[value='{model}']")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.find(Locator::Id("file"))
+            .await
+            .unwrap()
+            .send_keys(&upload.display().to_string())
+            .await
+            .unwrap();
+        c.find(Locator::Id("submit")).await.unwrap().click().await.unwrap();
+        // the job page fills itself in until the job is done
+        let t = Instant::now();
+        loop {
+            let status = c.find(Locator::Id("status")).await.unwrap().text().await.unwrap();
+            if status == "done" {
+                break;
+            }
+            assert!(status != "failed", "the job failed: {}", c.source().await.unwrap());
+            assert!(t.elapsed() < Duration::from_secs(300), "status stayed `{status}`");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // the picture has loaded
+        let t = Instant::now();
+        loop {
+            let w = c
+                .execute("const i = document.getElementById('embedding'); return i && i.complete ? i.naturalWidth : 0;", vec![])
+                .await
+                .unwrap();
+            if w.as_u64().unwrap_or(0) > 0 {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "the embedding picture did not load");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let coverage = c.find(Locator::Id("coverage")).await.unwrap().text().await.unwrap();
+        assert!(coverage.contains("of the model's") && coverage.contains("genes"), "{coverage}");
+        let shot = c.screenshot().await.unwrap();
+        if let Some(d) = &shots {
+            std::fs::write(d.join("portal-job.png"), &shot).unwrap();
+        }
+        let job_url = c.current_url().await.unwrap().to_string();
+        let link = c
+            .find(Locator::Css("a.download[download='prediction.h5ad']"))
+            .await
+            .unwrap();
+        let href = link.attr("href").await.unwrap().unwrap();
+        c.close().await.unwrap();
+        (job_url, href)
+    });
+    let _ = driver.kill();
+    let _ = driver.wait();
+    assert!(job_url.contains("/jobs/"), "{job_url}");
+    let (code, bytes) = answer(ureq::get(&format!("{}{h5ad_href}", s.url)).call());
+    assert_eq!(code, 200);
+    let p = dir.path().join("downloaded.h5ad");
+    std::fs::write(&p, bytes).unwrap();
+    let got = h5ad::read_with(&p, &h5ad::ReadOptions::layer(None)).unwrap();
+    let saved = SavedTranslator::load(&saved_run()).unwrap();
+    assert_eq!(got.cells.len(), d.n_cells());
+    assert_eq!(got.features, saved.fitted.peaks);
+}
+
+#[test]
+fn fifty_concurrent_uploads_are_neither_lost_nor_mixed_up() {
+    let base = server();
+    let dir = tempfile::tempdir().unwrap();
+    // a second server over the same models, with room for all 50 in its queue
+    let (child, url) = start(
+        &base.models,
+        &dir.path().join("work"),
+        &["--queue", "64", "--workers", "2", "--no-default-models"],
+    );
+    let _guard = KillOnDrop(child);
+    let model = model_id("rna_to_atac");
+    let d = test_cells();
+    // upload i holds a different slice of cells, so a mix-up would show in the barcodes
+    let n = 50;
+    let uploads: Vec<(Vec<String>, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let k = 20 + i % 30;
+            let cells: Vec<usize> = (0..k).map(|j| (i * 7 + j) % d.n_cells()).collect();
+            let sub = d.subset_cells(&cells);
+            let p = dir.path().join(format!("u{i}.h5ad"));
+            write_rna_h5ad(&p, &sub);
+            (sub.cells.barcodes().to_vec(), std::fs::read(&p).unwrap())
+        })
+        .collect();
+    let clock = Instant::now();
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = uploads
+            .iter()
+            .enumerate()
+            .map(|(i, (_, bytes))| {
+                let (url, model) = (&url, &model);
+                scope.spawn(move || {
+                    submit(url, &[("model", model)], &[(&format!("u{i}.h5ad"), bytes)])
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let submitted = clock.elapsed().as_secs_f64();
+    // the server answers while it works through the queue
+    let mut slowest = 0f64;
+    let mut polls = 0;
+    loop {
+        let t = Instant::now();
+        let st = get_json(&url, "/api/status");
+        slowest = slowest.max(t.elapsed().as_secs_f64());
+        polls += 1;
+        if st["jobs_pending"] == 0 {
+            break;
+        }
+        assert!(
+            clock.elapsed() < Duration::from_secs(900),
+            "the queue did not drain: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let total = clock.elapsed().as_secs_f64();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let job = wait_finished(&url, id);
+        assert_eq!(job["status"], "done", "upload {i}: {job}");
+        let p = download(&url, &job, "prediction.h5ad", &out);
+        let got = h5ad::read_with(&p, &h5ad::ReadOptions::layer(None)).unwrap();
+        assert_eq!(
+            got.cells.barcodes(),
+            &uploads[i].0[..],
+            "upload {i} got another upload's cells"
+        );
+    }
+    let cells: usize = uploads.iter().map(|u| u.0.len()).sum();
+    eprintln!(
+        "load: {n} concurrent uploads ({cells} cells) submitted in {submitted:.2} s, all done in {total:.2} s: {:.1} jobs/s, {:.0} cells/s; slowest of {polls} status requests during the load {:.0} ms",
+        n as f64 / total,
+        cells as f64 / total,
+        1000.0 * slowest
+    );
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
