@@ -166,6 +166,19 @@ fn text_shape(path: &Path, gzip: bool) -> Result<(usize, usize), String> {
     Ok((lines, cols))
 }
 
+/// How messages name uploaded file `i`: the name the browser sent, else its position.
+fn label(names: &[String], i: usize) -> String {
+    names
+        .get(i)
+        .filter(|n| !n.is_empty())
+        .cloned()
+        .unwrap_or_else(|| format!("file {}", i + 1))
+}
+
+fn read_failed(e: std::io::Error) -> UploadError {
+    UploadError::bad(format!("reading the upload failed: {e}"))
+}
+
 /// Turns a job's uploaded files (in `parts`, as received) into the [`Input`] a backend
 /// reads, unpacking archives into `dir`. `names` are the names the browser sent, used
 /// only in messages.
@@ -175,14 +188,8 @@ pub fn classify(
     dir: &Path,
     limits: &Limits,
 ) -> Result<Input, UploadError> {
-    let io = |e: std::io::Error| UploadError::bad(format!("reading the upload failed: {e}"));
-    let label = |i: usize| {
-        names
-            .get(i)
-            .filter(|n| !n.is_empty())
-            .cloned()
-            .unwrap_or_else(|| format!("file {}", i + 1))
-    };
+    let io = read_failed;
+    let label = |i: usize| label(names, i);
     match parts {
         [] => Err(UploadError::bad("no file was uploaded (form field `file`)")),
         [one] => {
@@ -291,14 +298,8 @@ fn find_in_archive(root: &Path, label: &str) -> Result<Input, UploadError> {
 /// table with one line per matrix row (features) and one with a line per column
 /// (barcodes). They are renamed to the names 10x gives them.
 fn loose_files(parts: &[PathBuf], names: &[String], dir: &Path) -> Result<Input, UploadError> {
-    let io = |e: std::io::Error| UploadError::bad(format!("reading the upload failed: {e}"));
-    let label = |i: usize| {
-        names
-            .get(i)
-            .filter(|n| !n.is_empty())
-            .cloned()
-            .unwrap_or_else(|| format!("file {}", i + 1))
-    };
+    let io = read_failed;
+    let label = |i: usize| label(names, i);
     let mut matrix = None;
     let mut tables = Vec::new();
     for (i, p) in parts.iter().enumerate() {

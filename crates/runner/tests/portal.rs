@@ -754,7 +754,7 @@ fn a_browser_uploads_the_sample_and_downloads_the_prediction() {
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1100,1300",
+                    "--disable-component-update", "--disable-sync", "--window-size=1100,1900",
                     format!("--user-data-dir={}", profile.display()),
                 ]
             }),
