@@ -789,7 +789,19 @@ fn a_browser_uploads_the_sample_and_downloads_the_prediction() {
         // the job page fills itself in until the job is done
         let t = Instant::now();
         loop {
-            let status = c.find(Locator::Id("status")).await.unwrap().text().await.unwrap();
+            // until the browser has left the form for the job page, there is no #status
+            let status = match c.find(Locator::Id("status")).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => {
+                    assert!(
+                        t.elapsed() < Duration::from_secs(60),
+                        "no job page: {}",
+                        c.source().await.unwrap_or_default()
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
             if status == "done" {
                 break;
             }
