@@ -84,7 +84,7 @@ async fn index(State(s): State<AppState>) -> Html<String> {
 }
 
 async fn job_page(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
-    match jobs::valid_id(&id).then(|| s.jobs.view(&id)).flatten() {
+    match s.jobs.view(&id) {
         Some(v) => Html(pages::job(&v)).into_response(),
         None => Refusal::new(StatusCode::NOT_FOUND, "no such job (finished jobs expire)").html(),
     }
@@ -114,7 +114,7 @@ async fn openapi() -> Response {
 }
 
 async fn job_json(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
-    match jobs::valid_id(&id).then(|| s.jobs.view(&id)).flatten() {
+    match s.jobs.view(&id) {
         Some(v) => axum::Json(v).into_response(),
         None => Refusal::new(StatusCode::NOT_FOUND, "no such job (finished jobs expire)").json(),
     }
@@ -124,10 +124,7 @@ async fn download(
     State(s): State<AppState>,
     UrlPath((id, name)): UrlPath<(String, String)>,
 ) -> Response {
-    let Some((path, file)) = jobs::valid_id(&id)
-        .then(|| s.jobs.file(&id, &name))
-        .flatten()
-    else {
+    let Some((path, file)) = s.jobs.file(&id, &name) else {
         return Refusal::new(
             StatusCode::NOT_FOUND,
             "no such file (the job is unknown, unfinished or expired)",

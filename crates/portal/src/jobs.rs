@@ -215,8 +215,11 @@ impl Jobs {
         }
     }
 
-    /// The job as the API shows it.
+    /// The job as the API shows it; `None` for an unknown (or malformed) id.
     pub fn view(&self, id: &str) -> Option<JobView> {
+        if !valid_id(id) {
+            return None;
+        }
         let map = lock(&self.map);
         let j = map.get(id)?;
         let files = j
@@ -253,6 +256,9 @@ impl Jobs {
 
     /// The path of a finished job's result file `name`, if the job lists it.
     pub fn file(&self, id: &str, name: &str) -> Option<(PathBuf, ResultFile)> {
+        if !valid_id(id) {
+            return None;
+        }
         let map = lock(&self.map);
         let j = map.get(id)?;
         let f = j.output.as_ref()?.files.iter().find(|f| f.name == name)?;

@@ -342,17 +342,17 @@ fn loose_files(parts: &[PathBuf], names: &[String], dir: &Path) -> Result<Input,
     // features: one line per row (10x matrices are features x barcodes); barcodes one
     // per column. A square matrix is told apart by columns: barcodes have one.
     let (a, b) = (tables[0], tables[1]);
-    let (features, barcodes) = match (a.2.0 == rows, b.2.0 == cols, b.2.0 == rows, a.2.0 == cols) {
-        _ if rows == cols && a.2.0 == rows && b.2.0 == rows => {
-            if a.2.1 >= b.2.1 {
-                (a, b)
-            } else {
-                (b, a)
-            }
-        }
-        (true, true, _, _) => (a, b),
-        (_, _, true, true) => (b, a),
-        _ => {
+    // (index, gzip, (lines, columns)) of tables `f` and `b` fit as features and barcodes
+    let fits = |f: &(usize, bool, (usize, usize)), b: &(usize, bool, (usize, usize))| {
+        f.2.0 == rows && b.2.0 == cols
+    };
+    let (features, barcodes) = match (fits(&a, &b), fits(&b, &a)) {
+        // both ways only when the matrix is square
+        (true, true) if a.2.1 >= b.2.1 => (a, b),
+        (true, true) => (b, a),
+        (true, false) => (a, b),
+        (false, true) => (b, a),
+        (false, false) => {
             return Err(UploadError::bad(format!(
                 "the matrix {} is {rows} features x {cols} barcodes, but the tables have {} ({}) and {} ({}) lines",
                 label(mi),
@@ -452,6 +452,19 @@ mod tests {
             );
             assert!(folder.join("features.tsv.gz").is_file());
         }
+    }
+
+    #[test]
+    fn a_square_matrix_tells_features_from_barcodes_by_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let mtx = b"%%MatrixMarket matrix coordinate integer general\n2 2 1\n1 1 3\n";
+        let features = b"G1\tG1\tGene Expression\nG2\tG2\tGene Expression\n";
+        let parts = write_parts(dir.path(), &[BARCODES, mtx, features]);
+        let input = classify(&parts, &[], dir.path(), &LIMITS).unwrap();
+        assert_eq!(input, Input::MatrixMarketDir(dir.path().join("input")));
+        let read = |n: &str| std::fs::read(dir.path().join("input").join(n)).unwrap();
+        assert_eq!(read("barcodes.tsv"), BARCODES);
+        assert_eq!(read("features.tsv"), features);
     }
 
     #[test]

@@ -93,6 +93,14 @@ pub fn source_modality(d: Direction) -> Modality {
     }
 }
 
+/// The target modality of a direction.
+pub fn target_modality(d: Direction) -> Modality {
+    match d {
+        Direction::RnaToAtac => Modality::Atac,
+        Direction::AtacToRna => Modality::Rna,
+    }
+}
+
 /// What a translation of new cells produced.
 #[derive(Debug, Clone)]
 pub struct Translated {
@@ -348,28 +356,28 @@ pub fn from_tenx(
     parts: crossomics_data::tenx::TenxParts,
     modality: Modality,
 ) -> Result<SourceData> {
-    let source = parts.source.display().to_string();
+    use crossomics_data::tenx::{GENE_EXPRESSION, PEAKS, TenxParts};
+    let TenxParts {
+        source,
+        rna,
+        gene_ids,
+        atac,
+        feature_types,
+        ..
+    } = parts;
     let missing = |wanted: &str| {
         anyhow::anyhow!(
-            "{source}: a 10x matrix with {} features, but {modality} data needs `{wanted}` features",
-            parts.feature_types.join(", ")
+            "{}: a 10x matrix with {} features, but {modality} data needs `{wanted}` features",
+            source.display(),
+            feature_types.join(", ")
         )
     };
     Ok(match modality {
-        Modality::Rna => {
-            let ids = parts.gene_ids.clone();
-            let data = parts
-                .rna
-                .clone()
-                .ok_or_else(|| missing(crossomics_data::tenx::GENE_EXPRESSION))?;
-            SourceData::Rna { data, ids }
-        }
-        Modality::Atac => SourceData::Atac(
-            parts
-                .atac
-                .clone()
-                .ok_or_else(|| missing(crossomics_data::tenx::PEAKS))?,
-        ),
+        Modality::Rna => SourceData::Rna {
+            data: rna.ok_or_else(|| missing(GENE_EXPRESSION))?,
+            ids: gene_ids,
+        },
+        Modality::Atac => SourceData::Atac(atac.ok_or_else(|| missing(PEAKS))?),
     })
 }
 

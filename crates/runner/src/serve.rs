@@ -10,6 +10,7 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use anyhow::{Context, Result};
@@ -41,7 +42,7 @@ pub struct TranslatorBackend {
     loaded: RwLock<Vec<Arc<Loaded>>>,
     /// set while the default model trains, or when its training failed
     note: Mutex<Option<String>>,
-    defaults: Mutex<bool>,
+    defaults: AtomicBool,
     device: String,
 }
 
@@ -56,15 +57,6 @@ impl std::fmt::Debug for TranslatorBackend {
 
 fn unpoison<T>(r: std::result::Result<T, PoisonError<T>>) -> T {
     r.unwrap_or_else(PoisonError::into_inner)
-}
-
-/// `RNA -> ATAC` in the row names of a run's metrics.
-fn direction_label(d: Direction) -> String {
-    let (a, b) = match d {
-        Direction::RnaToAtac => ("RNA", "ATAC"),
-        Direction::AtacToRna => ("ATAC", "RNA"),
-    };
-    format!("{a} -> {b}")
 }
 
 /// Letters, digits, `-`, `_`, `.` only.
@@ -142,10 +134,9 @@ fn describe(dir: &Path, saved: &SavedTranslator) -> Vec<(ModelInfo, Direction)> 
         .directions()
         .iter()
         .map(|&d| {
-            let label = direction_label(d);
             let metrics = rows
                 .iter()
-                .find(|r| r.method.ends_with(&label))
+                .find(|r| r.method.ends_with(d.arrow()))
                 .map(|r| {
                     r.metrics
                         .iter()
@@ -154,25 +145,22 @@ fn describe(dir: &Path, saved: &SavedTranslator) -> Vec<(ModelInfo, Direction)> 
                         .collect()
                 })
                 .unwrap_or_default();
-            let (source, target) = match d {
-                Direction::RnaToAtac => ("RNA", "ATAC"),
-                Direction::AtacToRna => ("ATAC", "RNA"),
-            };
-            let (n_in, n_out) = match d {
-                Direction::RnaToAtac => (saved.fitted.genes.len(), saved.fitted.peaks.len()),
-                Direction::AtacToRna => (saved.fitted.peaks.len(), saved.fitted.genes.len()),
+            let (source, target) = (apply::source_modality(d), apply::target_modality(d));
+            let n_features = |m: Modality| match m {
+                Modality::Rna => saved.fitted.genes.len(),
+                Modality::Atac => saved.fitted.peaks.len(),
             };
             let info = ModelInfo {
                 id: slug(&format!("{}-{run_id}-{}", cfg.name, d.as_str())),
-                name: format!("{} {source} -> {target} ({})", cfg.model.kind(), cfg.name),
+                name: format!("{} {d} ({})", cfg.model.kind(), cfg.name),
                 direction: d.as_str().to_string(),
-                source: source.into(),
-                target: target.into(),
+                source: source.to_string(),
+                target: target.to_string(),
                 genome: cfg.translation.genome.clone(),
                 trained_on: trained_on.clone(),
                 kind: cfg.model.kind().to_string(),
-                input_features: n_in,
-                output_features: n_out,
+                input_features: n_features(source),
+                output_features: n_features(target),
                 metrics,
             };
             (info, d)
@@ -193,7 +181,7 @@ impl TranslatorBackend {
             models_dir: models_dir.to_path_buf(),
             loaded: RwLock::new(Vec::new()),
             note: Mutex::new(None),
-            defaults: Mutex::new(false),
+            defaults: AtomicBool::new(false),
             device,
         });
         b.rescan();
@@ -230,7 +218,7 @@ impl TranslatorBackend {
             .with_context(|| format!("creating {}", self.models_dir.display()))?;
         let cfg_path = self.models_dir.join("portal_default.toml");
         crate::rundir::write_atomic(&cfg_path, DEFAULT_CONFIG.as_bytes())?;
-        *unpoison(self.defaults.lock()) = true;
+        self.defaults.store(true, Ordering::Relaxed);
         *unpoison(self.note.lock()) =
             Some("training the default model (BABEL on the bundled BMMC sample): starting".into());
         let me = Arc::clone(self);
@@ -287,17 +275,18 @@ impl TranslatorBackend {
         Ok(())
     }
 
-    fn find(&self, id: &str) -> Option<(Arc<Loaded>, Direction)> {
+    /// The loaded run, direction and model kind of a model id.
+    fn find(&self, id: &str) -> Option<(Arc<Loaded>, Direction, String)> {
         unpoison(self.loaded.read()).iter().find_map(|l| {
             l.infos
                 .iter()
                 .find(|(i, _)| i.id == id)
-                .map(|(_, d)| (Arc::clone(l), *d))
+                .map(|(i, d)| (Arc::clone(l), *d, i.kind.clone()))
         })
     }
 
     fn run(&self, r: &PredictRequest, stage: &dyn Fn(Stage)) -> Result<PredictOutput> {
-        let (loaded, direction) = self
+        let (loaded, direction, kind) = self
             .find(&r.model_id)
             .with_context(|| format!("unknown model `{}`", r.model_id))?;
         stage(Stage::Preprocessing);
@@ -311,11 +300,6 @@ impl TranslatorBackend {
             .map_err(|e| anyhow::anyhow!("genome: {e}"))?;
         stage(Stage::Predicting);
         let t = unpoison(loaded.saved.lock()).translate(&source, direction, declared, None)?;
-        let kind = unpoison(loaded.saved.lock())
-            .config
-            .model
-            .kind()
-            .to_string();
         write_results(&r.out_dir, &t, &kind)
     }
 }
@@ -353,9 +337,10 @@ fn write_mtx_zip(dest: &Path, t: &Translated) -> Result<()> {
     );
     crossomics_data::mtx::write(&csr, &mut gz)?;
     gz.finish()?.flush()?;
-    let feature_type = match t.direction {
-        Direction::RnaToAtac => "Peaks",
-        Direction::AtacToRna => "Gene Expression",
+    // the feature types 10x gives these features
+    let feature_type = match apply::target_modality(t.direction) {
+        Modality::Atac => crossomics_data::tenx::PEAKS,
+        Modality::Rna => crossomics_data::tenx::GENE_EXPRESSION,
     };
     let features: String = t
         .features
@@ -519,7 +504,7 @@ impl Backend for TranslatorBackend {
         let note = unpoison(self.note.lock()).clone();
         let ready = !unpoison(self.loaded.read()).is_empty();
         let message = note.or_else(|| {
-            (*unpoison(self.defaults.lock())).then(|| {
+            self.defaults.load(Ordering::Relaxed).then(|| {
                 "These are the default models: BABEL trained at first start on the bundled BMMC Multiome sample \
                  (NeurIPS 2021, 500 bone-marrow cells, 600 genes, 600 peaks, GRCh38). Train your own with \
                  `crossomics run` and serve its folder with --models."
