@@ -352,7 +352,7 @@ impl Jobs {
             }
         });
         // uploads are not kept once the job has run
-        for name in ["input", "input.h5", "upload"] {
+        for name in ["input", "upload"] {
             let p = ticket.request.out_dir.join(name);
             if p.is_dir() {
                 let _ = std::fs::remove_dir_all(&p);

@@ -175,6 +175,17 @@ fn label(names: &[String], i: usize) -> String {
         .unwrap_or_else(|| format!("file {}", i + 1))
 }
 
+/// The last component of a name a browser sent, if it is a plain file name (letters,
+/// digits, `.`, `-`, `_`; not hidden; at most 100 characters).
+fn safe_name(sent: &str) -> Option<String> {
+    let base = sent.rsplit(['/', '\\']).next()?.trim();
+    let plain = base
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    (plain && !base.is_empty() && !base.starts_with('.') && base.len() <= 100)
+        .then(|| base.to_string())
+}
+
 fn read_failed(e: std::io::Error) -> UploadError {
     UploadError::bad(format!("reading the upload failed: {e}"))
 }
@@ -196,7 +207,11 @@ pub fn classify(
             let kind = sniff(one).map_err(io)?;
             let format = match kind {
                 Sniffed::Hdf5 => {
-                    let p = dir.join("input.h5");
+                    // under the user's own name, so that the backend's errors name it
+                    let folder = dir.join("input");
+                    std::fs::create_dir_all(&folder).map_err(io)?;
+                    let name = names.first().and_then(|n| safe_name(n));
+                    let p = folder.join(name.as_deref().unwrap_or("input.h5"));
                     std::fs::rename(one, &p).map_err(io)?;
                     return Ok(Input::Hdf5(p));
                 }
@@ -451,6 +466,26 @@ mod tests {
                 BARCODES
             );
             assert!(folder.join("features.tsv.gz").is_file());
+        }
+    }
+
+    #[test]
+    fn hdf5_uploads_keep_a_plain_name_of_the_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let h5 = [HDF5_MAGIC, b"rest"].concat();
+        for (sent, kept) in [
+            ("rna.h5ad", "rna.h5ad"),
+            ("C:\\data\\pbmc.h5", "pbmc.h5"),
+            ("../../etc/passwd", "passwd"),
+            ("my data.h5ad", "input.h5"),
+            (".hidden", "input.h5"),
+            ("", "input.h5"),
+        ] {
+            let job = dir.path().join(format!("job-{}", kept.len() + sent.len()));
+            std::fs::create_dir_all(&job).unwrap();
+            let parts = write_parts(&job, &[&h5]);
+            let input = classify(&parts, &[sent.to_string()], &job, &LIMITS).unwrap();
+            assert_eq!(input, Input::Hdf5(job.join("input").join(kept)), "{sent}");
         }
     }
 

@@ -524,9 +524,12 @@ impl Backend for TranslatorBackend {
         stage: &dyn Fn(Stage),
     ) -> std::result::Result<PredictOutput, String> {
         self.run(r, stage).map_err(|e| {
-            // name the user's files, not the server's folders
-            let prefix = format!("{}/", r.out_dir.display());
-            format!("{e:#}").replace(&prefix, "")
+            // name the user's files (uploads are kept under `input/`, by their own names
+            // or as in their archive), not the server's folders
+            let out = r.out_dir.display();
+            format!("{e:#}")
+                .replace(&format!("{out}/input/"), "")
+                .replace(&format!("{out}/"), "")
         })
     }
 }

@@ -617,7 +617,8 @@ fn bad_data_fails_its_job_with_the_reason() {
             "truncated h5ad",
             vec![("model", rna_model.clone())],
             vec![("rna.h5ad".into(), good[..good.len() / 2].to_vec())],
-            "input.h5",
+            // the user's own file name, not the server's
+            "rna.h5ad",
         ),
         (
             "wrong feature names",
