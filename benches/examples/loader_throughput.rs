@@ -251,7 +251,8 @@ fn main() -> Result<(), Error> {
     );
     if args.real {
         let t = Instant::now();
-        let data = crossomics_data::plain::read_dir(&args.data)?;
+        let data =
+            crossomics_data::plain::read_dir(&args.data, &crossomics_limits::Limits::default())?;
         println!(
             "read {} in {:.1} s",
             args.data.display(),

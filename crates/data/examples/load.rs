@@ -161,7 +161,7 @@ fn h5ad_files(rna: &Path, atac: &Path) -> Res<()> {
 
 fn plain_dir(dir: &Path) -> Res<()> {
     let mut t = Phases::new();
-    let d = plain::read_dir(dir)?;
+    let d = plain::read_dir(dir, &crossomics_limits::Limits::default())?;
     t.done("plain::read_dir");
     print_dataset("plain", &d);
     Ok(())
@@ -169,7 +169,7 @@ fn plain_dir(dir: &Path) -> Res<()> {
 
 fn convert(dir: &Path, prefix: &str) -> Res<()> {
     let mut t = Phases::new();
-    let d = plain::read_dir(dir)?;
+    let d = plain::read_dir(dir, &crossomics_limits::Limits::default())?;
     t.done("plain::read_dir");
     let rna_path = PathBuf::from(format!("{prefix}_rna.h5ad"));
     let atac_path = PathBuf::from(format!("{prefix}_atac.h5ad"));

@@ -1,6 +1,7 @@
 //! The serde structs of the `[dataset]` and `[preprocessing]` config sections.
 //! Unknown keys are errors, so a typo in a TOML file names the key.
 
+use crossomics_limits::Limits;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -73,10 +74,15 @@ impl Default for DatasetConfig {
     }
 }
 
-fn read_options(layer: &Option<String>, require_counts: bool) -> h5ad::ReadOptions {
+fn read_options(
+    layer: &Option<String>,
+    require_counts: bool,
+    limits: &Limits,
+) -> h5ad::ReadOptions {
     h5ad::ReadOptions {
         layer: layer.clone(),
         require_counts,
+        limits: *limits,
     }
 }
 
@@ -87,19 +93,22 @@ fn file_stem(path: &std::path::Path) -> String {
 }
 
 impl DatasetConfig {
-    /// Reads the dataset. Relative paths are taken from `base` (the config file's folder).
-    pub fn load(&self, base: &std::path::Path) -> Result<PairedDataset> {
+    /// Reads the dataset under the input `limits`. Relative paths are taken from `base`
+    /// (the config file's folder).
+    pub fn load(&self, base: &std::path::Path, limits: &Limits) -> Result<PairedDataset> {
         match self {
             Self::Bundled { name } => crate::sample::load(name),
-            Self::Plain { path } => crate::plain::read_dir(&base.join(path)),
-            Self::TenxMtx { path } => crate::tenx::read_mtx_dir(&base.join(path)),
-            Self::H5ad { .. } | Self::H5mu { .. } | Self::TenxH5 { .. } => self.load_hdf5(base),
+            Self::Plain { path } => crate::plain::read_dir(&base.join(path), limits),
+            Self::TenxMtx { path } => crate::tenx::read_mtx_dir(&base.join(path), limits),
+            Self::H5ad { .. } | Self::H5mu { .. } | Self::TenxH5 { .. } => {
+                self.load_hdf5(base, limits)
+            }
         }
     }
 }
 
 impl DatasetConfig {
-    fn load_hdf5(&self, base: &std::path::Path) -> Result<PairedDataset> {
+    fn load_hdf5(&self, base: &std::path::Path, limits: &Limits) -> Result<PairedDataset> {
         match self {
             Self::H5ad {
                 rna,
@@ -109,7 +118,7 @@ impl DatasetConfig {
                 pairing,
             } => {
                 let rna = base.join(rna);
-                let opts = read_options(layer, *require_counts);
+                let opts = read_options(layer, *require_counts, limits);
                 let name = file_stem(&rna);
                 Ok(h5ad::read_pair(&name, &rna, &base.join(atac), &opts, pairing)?.0)
             }
@@ -122,11 +131,11 @@ impl DatasetConfig {
                 pairing,
             } => {
                 let path = base.join(path);
-                let opts = read_options(layer, *require_counts);
+                let opts = read_options(layer, *require_counts, limits);
                 let name = file_stem(&path);
                 Ok(h5ad::read_h5mu(&name, &path, rna_mod, atac_mod, &opts, pairing)?.0)
             }
-            Self::TenxH5 { path } => crate::tenx::read_h5(&base.join(path)),
+            Self::TenxH5 { path } => crate::tenx::read_h5(&base.join(path), limits),
             _ => unreachable!("only HDF5 formats are routed here"),
         }
     }

@@ -39,6 +39,9 @@ pub enum DataError {
     Empty { what: String, reason: String },
     #[error("{what}: {reason}")]
     Invalid { what: String, reason: String },
+    /// A size claimed or read is over one of the input [`crossomics_limits::Limits`].
+    #[error(transparent)]
+    Limit(#[from] crossomics_limits::LimitError),
 }
 
 impl DataError {

@@ -17,9 +17,11 @@ impl Peak {
     /// names with `_` or `-` in them (`chrUn_KI270742v1`, `GL000194.1`) parse too.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
+        let shown = || crossomics_limits::excerpt_str(text, 80);
         let bad = || {
             format!(
-                "`{text}` is not a peak (expected chr-start-end, chr:start-end or chr_start_end)"
+                "`{}` is not a peak (expected chr-start-end, chr:start-end or chr_start_end)",
+                shown()
             )
         };
         let (rest, end) = text.rsplit_once(['-', '_']).ok_or_else(bad)?;
@@ -30,7 +32,10 @@ impl Peak {
             return Err(bad());
         }
         if end <= start {
-            return Err(format!("`{text}`: end {end} is not after start {start}"));
+            return Err(format!(
+                "`{}`: end {end} is not after start {start}",
+                shown()
+            ));
         }
         Ok(Self {
             chrom: unify_chrom(chrom),

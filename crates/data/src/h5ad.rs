@@ -32,6 +32,7 @@ use anndata::backend::{
 use anndata::data::{CategoricalArray, DynArray};
 use anndata::{AnnData, AnnDataOp, AxisArraysOp, Writable};
 use anndata_hdf5::{H5, H5Group};
+use crossomics_limits::{Limit, Limits, excerpt_str};
 use nalgebra_sparse::{CooMatrix, CscMatrix, CsrMatrix};
 use ndarray::{Array2, ArrayView2};
 
@@ -43,6 +44,9 @@ use crate::pair::{PairingConfig, PairingReport, SingleModality, join};
 /// What to read from a file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadOptions {
+    /// What the file may claim (cells, features, entries, HDF5 objects) before it is
+    /// refused; see [`crate::hdf5_vet`].
+    pub limits: Limits,
     /// Read `layers/<name>` instead of `X` (e.g. `counts` where `X` is normalized).
     pub layer: Option<String>,
     /// Every entry must be a non-negative integer (raw counts); the error names the first
@@ -55,6 +59,7 @@ impl ReadOptions {
         Self {
             layer: layer.map(str::to_string),
             require_counts: false,
+            limits: Limits::default(),
         }
     }
 
@@ -62,6 +67,7 @@ impl ReadOptions {
         Self {
             layer: layer.map(str::to_string),
             require_counts: true,
+            limits: Limits::default(),
         }
     }
 }
@@ -90,7 +96,7 @@ pub fn read(path: &Path, layer: Option<&str>) -> Result<SingleModality<String>> 
 /// [`read`] with all options.
 pub fn read_with(path: &Path, opts: &ReadOptions) -> Result<SingleModality<String>> {
     guard(path, || {
-        let file = open(path)?;
+        let file = open(path, &opts.limits)?;
         let root = root_group(&file, path)?;
         read_modality(&root, &Loc::new(path, ""), opts)
     })
@@ -99,11 +105,11 @@ pub fn read_with(path: &Path, opts: &ReadOptions) -> Result<SingleModality<Strin
 /// A text column of an `.h5ad`'s `var` table (e.g. `gene_ids`, the Ensembl ids beside
 /// the symbols of 10x-derived files), in `var_names` order; `None` when there is no such
 /// column.
-pub fn read_var_column(path: &Path, column: &str) -> Result<Option<Vec<String>>> {
+pub fn read_var_column(path: &Path, column: &str, limits: &Limits) -> Result<Option<Vec<String>>> {
     guard(path, || {
-        let file = open(path)?;
+        let file = open(path, limits)?;
         let root = root_group(&file, path)?;
-        let var = read_frame(&root, &Loc::new(path, ""), "var")?;
+        let var = read_frame(&root, &Loc::new(path, ""), "var", limits)?;
         Ok(var
             .columns
             .into_iter()
@@ -115,7 +121,7 @@ pub fn read_var_column(path: &Path, column: &str) -> Result<Option<Vec<String>>>
 /// Reads modality `name` (`/mod/<name>`) of a MuData `.h5mu` file.
 pub fn read_mod(path: &Path, name: &str, opts: &ReadOptions) -> Result<SingleModality<String>> {
     guard(path, || {
-        let file = open(path)?;
+        let file = open(path, &opts.limits)?;
         let group = mod_group(&file, path, name)?;
         read_modality(&group, &Loc::new(path, &format!("mod/{name}/")), opts)
     })
@@ -124,7 +130,7 @@ pub fn read_mod(path: &Path, name: &str, opts: &ReadOptions) -> Result<SingleMod
 /// The modality names of a MuData `.h5mu` file (`/mod/*`), in file order.
 pub fn mods(path: &Path) -> Result<Vec<String>> {
     guard(path, || {
-        let file = open(path)?;
+        let file = open(path, &Limits::default())?;
         let loc = Loc::new(path, "");
         let group = file
             .open_group("mod")
@@ -138,7 +144,7 @@ pub fn mods(path: &Path) -> Result<Vec<String>> {
 /// What an `.h5ad` holds (shapes, `X` encoding, layers, obsm, columns, uns keys).
 pub fn inspect(path: &Path) -> Result<Summary> {
     guard(path, || {
-        let file = open(path)?;
+        let file = open(path, &Limits::default())?;
         let root = root_group(&file, path)?;
         summarize(&root, &Loc::new(path, ""))
     })
@@ -147,7 +153,7 @@ pub fn inspect(path: &Path) -> Result<Summary> {
 /// [`inspect`] for modality `name` of an `.h5mu`.
 pub fn inspect_mod(path: &Path, name: &str) -> Result<Summary> {
     guard(path, || {
-        let file = open(path)?;
+        let file = open(path, &Limits::default())?;
         let group = mod_group(&file, path, name)?;
         summarize(&group, &Loc::new(path, &format!("mod/{name}/")))
     })
@@ -156,7 +162,7 @@ pub fn inspect_mod(path: &Path, name: &str) -> Result<Summary> {
 /// A dense `obsm` entry (an embedding) as `f32`, cells x dimensions.
 pub fn read_obsm(path: &Path, key: &str) -> Result<Array2<f32>> {
     guard(path, || {
-        let file = open(path)?;
+        let file = open(path, &Limits::default())?;
         let root = root_group(&file, path)?;
         let loc = Loc::new(path, "");
         let elem = format!("obsm/{key}");
@@ -178,6 +184,14 @@ pub fn read_obsm(path: &Path, key: &str) -> Result<Array2<f32>> {
             return Err(loc.err(&elem, format!("has {} dimensions, not 2", shape.ndim())));
         }
         let (rows, cols) = (shape[0], shape[1]);
+        let limits = Limits::default();
+        loc.check(&limits, Limit::Cells, rows, &elem, "its row count")?;
+        limits.check(
+            Limit::DenseValues,
+            rows as u128 * cols as u128,
+            &loc.at(&elem),
+            "its values",
+        )?;
         let arr = ds
             .read_dyn_array()
             .map_err(|e| loc.err(&elem, format!("cannot be read: {e:#}")))?;
@@ -328,8 +342,24 @@ impl<'a> Loc<'a> {
         format!("{}:/{}{}", self.path.display(), self.prefix, elem)
     }
 
+    /// An error at `elem`; the reason is cut to one short, escaped excerpt, since it may
+    /// quote the HDF5 library or the file.
     fn err(&self, elem: &str, reason: impl Into<String>) -> DataError {
-        DataError::invalid(self.at(elem), reason)
+        DataError::invalid(self.at(elem), crate::hdf5_vet::short(&reason.into()))
+    }
+
+    /// `claimed` checked against one of `limits`, naming `elem`.
+    fn check(
+        &self,
+        limits: &Limits,
+        limit: Limit,
+        claimed: usize,
+        elem: &str,
+        what: &str,
+    ) -> Result<()> {
+        limits
+            .check(limit, claimed as u128, &self.at(elem), what)
+            .map_err(DataError::from)
     }
 
     fn elem(&self, elem: &str) -> String {
@@ -355,7 +385,9 @@ pub(crate) fn guard<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> 
     }
 }
 
-fn open(path: &Path) -> Result<<H5 as Backend>::Store> {
+/// Vets the file ([`crate::hdf5_vet::vet`]: nothing outside it is reached, no claim over
+/// `limits`), then opens it.
+fn open(path: &Path, limits: &Limits) -> Result<<H5 as Backend>::Store> {
     if !path.exists() {
         return Err(DataError::io(
             path,
@@ -368,10 +400,14 @@ fn open(path: &Path) -> Result<<H5 as Backend>::Store> {
             "is a folder, not an HDF5 file",
         ));
     }
+    crate::hdf5_vet::vet(path, limits)?;
     H5::open(path).map_err(|e| {
         DataError::invalid(
             path.display().to_string(),
-            format!("not a readable HDF5 file (truncated or another format?): {e:#}"),
+            format!(
+                "not a readable HDF5 file (truncated or another format?): {}",
+                crate::hdf5_vet::short(&format!("{e:#}"))
+            ),
         )
     })
 }
@@ -444,9 +480,9 @@ fn read_modality(g: &H5Group, loc: &Loc<'_>, opts: &ReadOptions) -> Result<Singl
             (elem, c)
         }
     };
-    let matrix = read_matrix(&container, loc, &elem)?;
-    let obs = read_frame(g, loc, "obs")?;
-    let var = read_frame(g, loc, "var")?;
+    let matrix = read_matrix(&container, loc, &elem, &opts.limits)?;
+    let obs = read_frame(g, loc, "obs", &opts.limits)?;
+    let var = read_frame(g, loc, "var", &opts.limits)?;
 
     let (n_obs, n_vars) = (matrix.nrows(), matrix.ncols());
     if n_obs == 0 || n_vars == 0 {
@@ -476,7 +512,8 @@ fn read_modality(g: &H5Group, loc: &Loc<'_>, opts: &ReadOptions) -> Result<Singl
             return Err(loc.err(
                 "obs",
                 format!(
-                    "barcode `{b}` occurs twice (cells {} and {}); obs_names must be unique",
+                    "barcode `{}` occurs twice (cells {} and {}); obs_names must be unique",
+                    excerpt_str(b, 60),
                     first + 1,
                     i + 1
                 ),
@@ -537,7 +574,8 @@ fn check_values(
                 elem,
                 format!(
                     "entry at row {row} (cell `{}`), column {col} (feature `{}`) is {value}, not a non-negative integer count{hint}",
-                    barcodes[row], features[col]
+                    excerpt_str(&barcodes[row], 60),
+                    excerpt_str(&features[col], 60)
                 ),
             ));
         }
@@ -546,7 +584,12 @@ fn check_values(
 }
 
 /// A dense array or a CSR/CSC group as CSR f32 without explicit zeros.
-fn read_matrix(c: &DataContainer<H5>, loc: &Loc<'_>, elem: &str) -> Result<CsrMatrix<f32>> {
+fn read_matrix(
+    c: &DataContainer<H5>,
+    loc: &Loc<'_>,
+    elem: &str,
+    limits: &Limits,
+) -> Result<CsrMatrix<f32>> {
     match c {
         DataContainer::Dataset(ds) => {
             let shape = ds.shape();
@@ -560,6 +603,14 @@ fn read_matrix(c: &DataContainer<H5>, loc: &Loc<'_>, elem: &str) -> Result<CsrMa
                 ));
             }
             let (rows, cols) = (shape[0], shape[1]);
+            loc.check(limits, Limit::Cells, rows, elem, "its row count")?;
+            loc.check(limits, Limit::Features, cols, elem, "its column count")?;
+            limits.check(
+                Limit::DenseValues,
+                rows as u128 * cols as u128,
+                &loc.at(elem),
+                "its values (a dense matrix)",
+            )?;
             let arr = ds
                 .read_dyn_array()
                 .map_err(|e| loc.err(elem, format!("cannot be read: {e:#}")))?;
@@ -606,10 +657,43 @@ fn read_matrix(c: &DataContainer<H5>, loc: &Loc<'_>, elem: &str) -> Result<CsrMa
             if shape.len() != 2 {
                 return Err(loc.err(elem, format!("shape {shape:?} is not 2-D")));
             }
+            let nrows = usize::try_from(shape[0]).unwrap_or(usize::MAX);
+            let ncols = usize::try_from(shape[1]).unwrap_or(usize::MAX);
+            loc.check(
+                limits,
+                Limit::Cells,
+                nrows,
+                elem,
+                "the rows its `shape` claims",
+            )?;
+            loc.check(
+                limits,
+                Limit::Features,
+                ncols,
+                elem,
+                "the columns its `shape` claims",
+            )?;
+            let major = if is_csr { nrows } else { ncols };
             let part = |name: &str| -> Result<DynArray> {
                 let ds = group.open_dataset(name).map_err(|_| {
                     loc.err(elem, format!("missing `{name}`: not a complete {encoding}"))
                 })?;
+                let at = format!("{elem}/{name}");
+                let len = dataset_len(&ds);
+                if name == "indptr" {
+                    if len != major.saturating_add(1) {
+                        return Err(loc.err(
+                            &at,
+                            format!(
+                                "{len} entries, but the {major} {} of its shape need {}",
+                                if is_csr { "rows" } else { "columns" },
+                                major.saturating_add(1)
+                            ),
+                        ));
+                    }
+                } else {
+                    loc.check(limits, Limit::Nonzeros, len, &at, "its stored entries")?;
+                }
                 ds.read_dyn_array().map_err(|e| {
                     loc.err(&format!("{elem}/{name}"), format!("cannot be read: {e:#}"))
                 })
@@ -620,15 +704,8 @@ fn read_matrix(c: &DataContainer<H5>, loc: &Loc<'_>, elem: &str) -> Result<CsrMa
                 .map_err(|r| loc.err(&format!("{elem}/indices"), r))?;
             let indptr = indices_usize(part("indptr")?)
                 .map_err(|r| loc.err(&format!("{elem}/indptr"), r))?;
-            compressed_to_csr(
-                is_csr,
-                shape[0] as usize,
-                shape[1] as usize,
-                indptr,
-                indices,
-                data,
-            )
-            .map_err(|r| loc.err(elem, r))
+            compressed_to_csr(is_csr, nrows, ncols, indptr, indices, data)
+                .map_err(|r| loc.err(elem, r))
         }
         DataContainer::Null => Err(loc.err(elem, "empty element")),
     }
@@ -792,7 +869,13 @@ struct Frame {
     columns: Vec<(String, Vec<String>)>,
 }
 
-fn read_frame(g: &H5Group, loc: &Loc<'_>, name: &str) -> Result<Frame> {
+/// The values a dataset's dataspace claims (all dimensions multiplied, saturating).
+fn dataset_len(ds: &anndata_hdf5::H5Dataset) -> usize {
+    let shape = ds.shape();
+    (0..shape.ndim()).fold(1usize, |acc, i| acc.saturating_mul(shape[i]))
+}
+
+fn read_frame(g: &H5Group, loc: &Loc<'_>, name: &str, limits: &Limits) -> Result<Frame> {
     if !g.exists(name).unwrap_or(false) {
         return Err(loc.err(name, format!("missing: the file has no `{name}` group")));
     }
@@ -809,8 +892,20 @@ fn read_frame(g: &H5Group, loc: &Loc<'_>, name: &str) -> Result<Frame> {
             format!("has no index dataset `{index_name}` (names of its rows)"),
         )
     })?;
-    let index =
-        dataset_strings(&index_ds).map_err(|r| loc.err(&format!("{name}/{index_name}"), r))?;
+    let index_elem = format!("{name}/{index_name}");
+    let rows_limit = if name == "var" {
+        Limit::Features
+    } else {
+        Limit::Cells
+    };
+    loc.check(
+        limits,
+        rows_limit,
+        dataset_len(&index_ds),
+        &index_elem,
+        "its length",
+    )?;
+    let index = dataset_strings(&index_ds).map_err(|r| loc.err(&index_elem, r))?;
     let order: Vec<String> = match group.get_json_attr("column-order") {
         Ok(Value::Array(items)) => items
             .into_iter()
@@ -823,10 +918,13 @@ fn read_frame(g: &H5Group, loc: &Loc<'_>, name: &str) -> Result<Frame> {
             .filter(|n| *n != index_name && n != "__categories")
             .collect(),
     };
+    loc.check(limits, Limit::ObsColumns, order.len(), name, "its columns")?;
     let mut columns = Vec::new();
     for col in order {
-        let elem = format!("{name}/{col}");
-        let Some(values) = read_column(&group, &col).map_err(|r| loc.err(&elem, r))? else {
+        let elem = format!("{name}/{}", excerpt_str(&col, 60));
+        let Some(values) =
+            read_column(&group, &col, index.len(), limits).map_err(|r| loc.err(&elem, r))?
+        else {
             continue;
         };
         if values.len() != index.len() {
@@ -841,16 +939,45 @@ fn read_frame(g: &H5Group, loc: &Loc<'_>, name: &str) -> Result<Frame> {
 }
 
 /// One data-frame column as text; `None` for an encoding this reader does not know.
-fn read_column(frame: &H5Group, col: &str) -> std::result::Result<Option<Vec<String>>, String> {
+///
+/// Every array is checked against its claimed length before it is read: `rows` values
+/// (codes, values, mask), at most `limits.max_cells` categories.
+fn read_column(
+    frame: &H5Group,
+    col: &str,
+    rows: usize,
+    limits: &Limits,
+) -> std::result::Result<Option<Vec<String>>, String> {
     if !frame.exists(col).unwrap_or(false) {
         return Err("listed in column-order but missing".into());
     }
+    let rows_of = |ds: &anndata_hdf5::H5Dataset, what: &str| {
+        let len = dataset_len(ds);
+        if len == rows {
+            Ok(())
+        } else {
+            Err(format!("{what}{len} values for {rows} rows"))
+        }
+    };
+    let categories_of = |ds: &anndata_hdf5::H5Dataset| {
+        let len = dataset_len(ds);
+        if len as u64 <= limits.max_cells {
+            Ok(())
+        } else {
+            Err(format!(
+                "{len} categories, over the limit of {} (max_cells)",
+                limits.max_cells
+            ))
+        }
+    };
     if let Ok(ds) = frame.open_dataset(col) {
+        rows_of(&ds, "")?;
         // anndata < 0.8: codes here, categories in `__categories/<col>`
         if let Ok(cats) = frame
             .open_group("__categories")
             .and_then(|c| c.open_dataset(col))
         {
+            categories_of(&cats)?;
             let codes = ds.read_dyn_array().map_err(|e| format!("{e:#}"))?;
             return categorical(codes, dataset_strings(&cats)?).map(Some);
         }
@@ -861,22 +988,28 @@ fn read_column(frame: &H5Group, col: &str) -> std::result::Result<Option<Vec<Str
         Some("categorical") => {
             let codes = group
                 .open_dataset("codes")
-                .and_then(|d| d.read_dyn_array())
+                .map_err(|e| format!("codes: {e:#}"))?;
+            rows_of(&codes, "codes: ")?;
+            let codes = codes
+                .read_dyn_array()
                 .map_err(|e| format!("codes: {e:#}"))?;
             let cats = group
                 .open_dataset("categories")
                 .map_err(|e| format!("categories: {e:#}"))?;
+            categories_of(&cats)?;
             categorical(codes, dataset_strings(&cats)?).map(Some)
         }
         Some("nullable-integer" | "nullable-boolean" | "nullable-string-array") => {
             let values = group
                 .open_dataset("values")
                 .map_err(|e| format!("values: {e:#}"))?;
+            rows_of(&values, "values: ")?;
             let values = dataset_strings(&values)?;
             let mask = group
                 .open_dataset("mask")
-                .and_then(|d| d.read_dyn_array())
                 .map_err(|e| format!("mask: {e:#}"))?;
+            rows_of(&mask, "mask: ")?;
+            let mask = mask.read_dyn_array().map_err(|e| format!("mask: {e:#}"))?;
             let DynArray::Bool(mask) = mask else {
                 return Err("mask is not boolean".into());
             };
@@ -977,8 +1110,8 @@ fn string_attr(loc: &H5Group, name: &str) -> Option<String> {
 }
 
 fn summarize(g: &H5Group, loc: &Loc<'_>) -> Result<Summary> {
-    let obs = read_frame(g, loc, "obs")?;
-    let var = read_frame(g, loc, "var")?;
+    let obs = read_frame(g, loc, "obs", &Limits::default())?;
+    let var = read_frame(g, loc, "var", &Limits::default())?;
     let x = if g.exists("X").unwrap_or(false) {
         Some(match open_container(g, "X", loc)? {
             DataContainer::Dataset(ds) => format!(

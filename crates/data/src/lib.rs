@@ -15,6 +15,7 @@ pub mod error;
 pub mod fitted;
 pub mod genome;
 pub mod h5ad;
+pub mod hdf5_vet;
 pub mod hvg;
 pub mod loader;
 pub mod mtx;
@@ -27,6 +28,7 @@ pub mod simulate;
 pub mod split;
 pub mod tables;
 pub mod tenx;
+pub mod text;
 pub mod transfer;
 
 pub use dataset::{CellTable, PairedDataset};

@@ -7,40 +7,80 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use crossomics_limits::{CappedReader, Limit, LimitError, Limits, excerpt_str, read_line_capped};
 use flate2::read::MultiGzDecoder;
 use nalgebra_sparse::{CooMatrix, CsrMatrix};
 
 use crate::error::{DataError, Result};
 
 /// Reads a MatrixMarket file from disk; gzip is detected from the content, not the name.
-pub fn read_path(path: &Path) -> Result<CsrMatrix<f32>> {
+pub fn read_path(path: &Path, limits: &Limits) -> Result<CsrMatrix<f32>> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    read(file, path)
+    read(file, path, limits)
 }
 
 /// Reads a MatrixMarket stream; `source` names it in errors.
-pub fn read<R: Read>(reader: R, source: &Path) -> Result<CsrMatrix<f32>> {
+///
+/// Untrusted input: the size line's claims (rows, columns, entries) are checked against
+/// `limits` before anything is allocated for them, memory grows only with the entries
+/// actually read, a gzip stream inflates to at most `max_inflated_bytes`, and no line is
+/// buffered past `max_line_bytes`.
+pub fn read<R: Read>(reader: R, source: &Path, limits: &Limits) -> Result<CsrMatrix<f32>> {
     let mut reader = BufReader::new(reader);
     let is_gzip = {
         let head = reader.fill_buf().map_err(|e| DataError::io(source, e))?;
         head.starts_with(&[0x1f, 0x8b])
     };
+    let name = source.display().to_string();
     if is_gzip {
-        parse(BufReader::new(MultiGzDecoder::new(reader)), source)
+        let inflated = CappedReader::inflated(MultiGzDecoder::new(reader), limits, name);
+        parse(BufReader::new(inflated), source, limits)
     } else {
-        parse(reader, source)
+        parse(reader, source, limits)
     }
 }
 
-fn parse<R: BufRead>(reader: R, source: &Path) -> Result<CsrMatrix<f32>> {
+/// The field types of a MatrixMarket header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Integer,
+    Real,
+    Pattern,
+}
+
+fn parse<R: BufRead>(mut reader: R, source: &Path, limits: &Limits) -> Result<CsrMatrix<f32>> {
+    let name = source.display().to_string();
     let err = |line: usize, reason: String| DataError::Parse {
         path: source.to_path_buf(),
         line,
         reason,
     };
-    let mut lines = reader.lines().enumerate();
-    let header = match lines.next() {
-        Some((_, line)) => line.map_err(|e| DataError::io(source, e))?,
+    let mut buf = Vec::new();
+    let mut lineno = 0usize;
+    // the next line as text (None at the end); errors name the line
+    let mut next_line = |buf: &mut Vec<u8>| -> Result<Option<(usize, String)>> {
+        lineno += 1;
+        let n = read_line_capped(&mut reader, buf, limits, &name).map_err(|e| {
+            if let Some(limit) = LimitError::from_io(&e) {
+                return DataError::Limit(limit.clone());
+            }
+            match e.kind() {
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => {
+                    err(lineno, format!("the file is corrupt or truncated ({e})"))
+                }
+                _ => DataError::io(source, e),
+            }
+        })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let text = std::str::from_utf8(buf)
+            .map_err(|_| err(lineno, "is not text (UTF-8)".into()))?
+            .to_string();
+        Ok(Some((lineno, text)))
+    };
+    let header = match next_line(&mut buf)? {
+        Some((_, line)) => line,
         None => {
             return Err(DataError::MatrixMarket {
                 path: source.to_path_buf(),
@@ -55,7 +95,10 @@ fn parse<R: BufRead>(reader: R, source: &Path) -> Result<CsrMatrix<f32>> {
     if fields.len() != 5 || fields[0] != "%%matrixmarket" || fields[1] != "matrix" {
         return Err(DataError::MatrixMarket {
             path: source.to_path_buf(),
-            reason: format!("first line `{header}` is not a `%%MatrixMarket matrix ...` header"),
+            reason: format!(
+                "first line `{}` is not a `%%MatrixMarket matrix ...` header",
+                excerpt_str(header.trim_end(), 60)
+            ),
         });
     }
     if fields[2] != "coordinate" {
@@ -63,17 +106,21 @@ fn parse<R: BufRead>(reader: R, source: &Path) -> Result<CsrMatrix<f32>> {
             1,
             format!(
                 "only the `coordinate` format is supported, not `{}`",
-                fields[2]
+                excerpt_str(&fields[2], 30)
             ),
         ));
     }
-    let pattern = match fields[3].as_str() {
-        "integer" | "real" => false,
-        "pattern" => true,
+    let field = match fields[3].as_str() {
+        "integer" => Field::Integer,
+        "real" => Field::Real,
+        "pattern" => Field::Pattern,
         other => {
             return Err(err(
                 1,
-                format!("field type `{other}` is not supported (integer, real, pattern)"),
+                format!(
+                    "field type `{}` is not supported (integer, real, pattern)",
+                    excerpt_str(other, 30)
+                ),
             ));
         }
     };
@@ -83,7 +130,10 @@ fn parse<R: BufRead>(reader: R, source: &Path) -> Result<CsrMatrix<f32>> {
         other => {
             return Err(err(
                 1,
-                format!("symmetry `{other}` is not supported (general, symmetric)"),
+                format!(
+                    "symmetry `{}` is not supported (general, symmetric)",
+                    excerpt_str(other, 30)
+                ),
             ));
         }
     };
@@ -91,14 +141,7 @@ fn parse<R: BufRead>(reader: R, source: &Path) -> Result<CsrMatrix<f32>> {
     let mut size: Option<(usize, usize, usize)> = None;
     let mut coo: Option<CooMatrix<f32>> = None;
     let mut seen = 0usize;
-    for (index, line) in lines {
-        let lineno = index + 1;
-        let line = line.map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => {
-                err(lineno, format!("the file is corrupt or truncated ({e})"))
-            }
-            _ => DataError::io(source, e),
-        })?;
+    while let Some((lineno, line)) = next_line(&mut buf)? {
         let line = line.trim();
         if line.is_empty() || line.starts_with('%') {
             continue;
@@ -111,7 +154,10 @@ fn parse<R: BufRead>(reader: R, source: &Path) -> Result<CsrMatrix<f32>> {
             token.parse::<usize>().map_err(|_| {
                 err(
                     lineno,
-                    format!("{what} `{token}` is not a non-negative integer"),
+                    format!(
+                        "{what} `{}` is not a non-negative integer",
+                        excerpt_str(token, 30)
+                    ),
                 )
             })
         };
@@ -120,6 +166,27 @@ fn parse<R: BufRead>(reader: R, source: &Path) -> Result<CsrMatrix<f32>> {
                 let rows = next_usize("row count")?;
                 let cols = next_usize("column count")?;
                 let nnz = next_usize("entry count")?;
+                // rows and columns are cells or features depending on the file's
+                // orientation: each is held to the larger of the two limits here, and
+                // the caller checks which is which
+                let axis = if limits.max_cells >= limits.max_features {
+                    Limit::Cells
+                } else {
+                    Limit::Features
+                };
+                limits.check(axis, rows as u128, &name, "the size line's row count")?;
+                limits.check(axis, cols as u128, &name, "the size line's column count")?;
+                let entries = if symmetric {
+                    2 * nnz as u128
+                } else {
+                    nnz as u128
+                };
+                limits.check(
+                    Limit::Nonzeros,
+                    entries,
+                    &name,
+                    "the size line's entry count",
+                )?;
                 size = Some((rows, cols, nnz));
                 coo = Some(CooMatrix::new(rows, cols));
             }
@@ -134,16 +201,32 @@ fn parse<R: BufRead>(reader: R, source: &Path) -> Result<CsrMatrix<f32>> {
                         ),
                     ));
                 }
-                let value = if pattern {
+                let value = if field == Field::Pattern {
                     1.0
                 } else {
                     let token = parts
                         .next()
                         .ok_or_else(|| err(lineno, "missing value".into()))?;
-                    token
-                        .parse::<f32>()
-                        .map_err(|_| err(lineno, format!("value `{token}` is not a number")))?
+                    let shown = || excerpt_str(token, 30);
+                    if field == Field::Integer {
+                        token.parse::<i64>().map_err(|_| {
+                            err(
+                                lineno,
+                                format!(
+                                    "value `{}` is not an integer, but the header declares an `integer` matrix",
+                                    shown()
+                                ),
+                            )
+                        })? as f32
+                    } else {
+                        token.parse::<f32>().map_err(|_| {
+                            err(lineno, format!("value `{}` is not a number", shown()))
+                        })?
+                    }
                 };
+                if parts.next().is_some() {
+                    return Err(err(lineno, "more fields than row, column and value".into()));
+                }
                 if !value.is_finite() {
                     return Err(DataError::NonFinite {
                         path: source.to_path_buf(),
@@ -210,7 +293,7 @@ mod tests {
     use std::io::Write;
 
     fn parse_str(text: &str) -> Result<CsrMatrix<f32>> {
-        read(text.as_bytes(), Path::new("test.mtx"))
+        read(text.as_bytes(), Path::new("test.mtx"), &Limits::default())
     }
 
     #[test]
@@ -231,7 +314,7 @@ mod tests {
         gz.write_all(b"%%MatrixMarket matrix coordinate pattern general\n2 2 1\n2 1\n")
             .unwrap();
         let bytes = gz.finish().unwrap();
-        let m = read(bytes.as_slice(), Path::new("x.mtx")).unwrap();
+        let m = read(bytes.as_slice(), Path::new("x.mtx"), &Limits::default()).unwrap();
         assert_eq!(
             m.triplet_iter()
                 .map(|(r, c, v)| (r, c, *v))
@@ -289,6 +372,98 @@ mod tests {
     }
 
     #[test]
+    fn claimed_sizes_over_the_limits_are_refused_before_allocating() {
+        let limit_of = |text: &str, limits: &Limits| match read(
+            text.as_bytes(),
+            Path::new("claims.mtx"),
+            limits,
+        ) {
+            Err(DataError::Limit(l)) => Some((l.limit, l.to_string())),
+            _ => None,
+        };
+        let d = Limits::default();
+        // 10^12 rows would be an 8 TB row-offset array
+        let (limit, msg) = limit_of(
+            "%%MatrixMarket matrix coordinate integer general\n1000000000000 5 1\n1 1 1\n",
+            &d,
+        )
+        .unwrap();
+        assert_eq!(limit, Limit::Cells);
+        assert!(
+            msg.contains("claims.mtx") && msg.contains("row count"),
+            "{msg}"
+        );
+        let (limit, _) = limit_of(
+            "%%MatrixMarket matrix coordinate integer general\n5 5 999999999999\n",
+            &d,
+        )
+        .unwrap();
+        assert_eq!(limit, Limit::Nonzeros);
+        // a symmetric file stores up to twice its entries
+        let small = Limits {
+            max_nonzeros: 3,
+            ..d
+        };
+        let (limit, _) = limit_of(
+            "%%MatrixMarket matrix coordinate real symmetric\n5 5 2\n1 2 1\n2 3 1\n",
+            &small,
+        )
+        .unwrap();
+        assert_eq!(limit, Limit::Nonzeros);
+    }
+
+    #[test]
+    fn integer_matrices_hold_integers_only() {
+        let e = parse_str("%%MatrixMarket matrix coordinate integer general\n2 2 1\n1 1 2.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("2.5") && e.contains("integer"),
+            "{e}"
+        );
+        // the same value is fine in a real matrix
+        assert!(
+            parse_str("%%MatrixMarket matrix coordinate real general\n2 2 1\n1 1 2.5\n").is_ok()
+        );
+        let e = parse_str("%%MatrixMarket matrix coordinate integer general\n2 2 1\n1 1 3 4\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more fields"), "{e}");
+    }
+
+    #[test]
+    fn lines_and_inflation_are_capped() {
+        let limits = Limits {
+            max_line_bytes: 64,
+            max_inflated_bytes: 4096,
+            ..Limits::default()
+        };
+        let long = format!(
+            "%%MatrixMarket matrix coordinate integer general\n2 2 1\n1 1 {}\n",
+            "1".repeat(1000)
+        );
+        match read(long.as_bytes(), Path::new("long.mtx"), &limits) {
+            Err(DataError::Limit(l)) => assert_eq!(l.limit, Limit::LineBytes),
+            other => panic!("{other:?}"),
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(b"%%MatrixMarket matrix coordinate integer general\n2 2 1\n")
+            .unwrap();
+        gz.write_all(&vec![b'%'; 100_000]).unwrap();
+        let bomb = gz.finish().unwrap();
+        match read(bomb.as_slice(), Path::new("bomb.mtx.gz"), &limits) {
+            Err(DataError::Limit(l)) => {
+                assert!(
+                    l.limit == Limit::InflatedBytes || l.limit == Limit::LineBytes,
+                    "{l}"
+                );
+                assert!(l.to_string().contains("bomb.mtx.gz"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn truncated_gzip_is_an_error_not_a_panic() {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         let mut text =
@@ -299,7 +474,9 @@ mod tests {
         gz.write_all(text.as_bytes()).unwrap();
         let bytes = gz.finish().unwrap();
         let cut = &bytes[..bytes.len() / 2];
-        let msg = read(cut, Path::new("cut.mtx.gz")).unwrap_err().to_string();
+        let msg = read(cut, Path::new("cut.mtx.gz"), &Limits::default())
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("cut.mtx.gz"), "{msg}");
     }
 }

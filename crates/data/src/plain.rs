@@ -2,8 +2,10 @@
 //! `genes.tsv`, `peaks.tsv` (one feature a line, in column order) and `cells.tsv`
 //! (header, then barcode and labels, in row order). See `../shared/data/README.md`.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use crossomics_limits::{Limit, Limits, excerpt_str};
 
 use crate::dataset::{CellTable, PairedDataset};
 use crate::error::{DataError, Result};
@@ -37,23 +39,33 @@ impl Files for Dir<'_> {
 }
 
 /// Reads a dataset folder in the plain layout; the dataset is named after the folder.
-pub fn read_dir(dir: &Path) -> Result<PairedDataset> {
+pub fn read_dir(dir: &Path, limits: &Limits) -> Result<PairedDataset> {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| dir.display().to_string());
-    read_files(&name, &Dir(dir))
+    read_files(&name, &Dir(dir), limits)
 }
 
-pub(crate) fn read_files(name: &str, files: &dyn Files) -> Result<PairedDataset> {
+pub(crate) fn read_files(name: &str, files: &dyn Files, limits: &Limits) -> Result<PairedDataset> {
     let (rna_path, r) = files.open("rna_counts.mtx")?;
-    let rna = mtx::read(r, &rna_path)?;
+    let rna = mtx::read(r, &rna_path, limits)?;
     let (atac_path, r) = files.open("atac_counts.mtx")?;
-    let atac = mtx::read(r, &atac_path)?;
+    let atac = mtx::read(r, &atac_path, limits)?;
+    for (path, m) in [(&rna_path, &rna), (&atac_path, &atac)] {
+        let name = path.display().to_string();
+        limits.check(Limit::Cells, m.nrows() as u128, &name, "its rows (cells)")?;
+        limits.check(
+            Limit::Features,
+            m.ncols() as u128,
+            &name,
+            "its columns (features)",
+        )?;
+    }
     let (genes_path, r) = files.open("genes.tsv")?;
-    let genes = read_lines(r, &genes_path)?;
+    let genes = read_lines(r, &genes_path, limits)?;
     let (peaks_path, r) = files.open("peaks.tsv")?;
-    let peaks = read_lines(r, &peaks_path)?
+    let peaks = read_lines(r, &peaks_path, limits)?
         .iter()
         .enumerate()
         .map(|(i, p)| {
@@ -65,7 +77,7 @@ pub(crate) fn read_files(name: &str, files: &dyn Files) -> Result<PairedDataset>
         })
         .collect::<Result<Vec<_>>>()?;
     let (cells_path, r) = files.open("cells.tsv")?;
-    let cells = read_cell_table(r, &cells_path)?;
+    let cells = read_cell_table(r, &cells_path, limits)?;
 
     let checks = [
         (
@@ -116,10 +128,10 @@ pub(crate) fn read_files(name: &str, files: &dyn Files) -> Result<PairedDataset>
 }
 
 /// One entry a line (the first tab-separated field), blank lines are an error.
-fn read_lines(reader: impl Read, path: &Path) -> Result<Vec<String>> {
+fn read_lines(reader: impl Read, path: &Path, limits: &Limits) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for (i, line) in BufReader::new(reader).lines().enumerate() {
-        let line = line.map_err(|e| DataError::io(path, e))?;
+    let lines = crate::text::capped_lines(reader, path, limits, Limit::Features)?;
+    for (i, line) in lines.into_iter().enumerate() {
         let first = line.split('\t').next().unwrap_or("").trim();
         if first.is_empty() {
             return Err(DataError::Parse {
@@ -134,23 +146,29 @@ fn read_lines(reader: impl Read, path: &Path) -> Result<Vec<String>> {
 }
 
 /// A header line naming the columns (the first is the barcode), then one cell a line.
-fn read_cell_table(reader: impl Read, path: &Path) -> Result<CellTable> {
-    let mut lines = BufReader::new(reader).lines();
+fn read_cell_table(reader: impl Read, path: &Path, limits: &Limits) -> Result<CellTable> {
+    // the header line counts as one
+    let mut lines = crate::text::capped_lines(reader, path, limits, Limit::Cells)?.into_iter();
     let parse_err = |line: usize, reason: String| DataError::Parse {
         path: path.to_path_buf(),
         line,
         reason,
     };
     let header = match lines.next() {
-        Some(h) => h.map_err(|e| DataError::io(path, e))?,
+        Some(h) => h,
         None => return Err(parse_err(1, "no header line".into())),
     };
     let names: Vec<String> = header.split('\t').map(|s| s.trim().to_string()).collect();
+    limits.check(
+        Limit::ObsColumns,
+        names.len() as u128,
+        &path.display().to_string(),
+        "the header's columns",
+    )?;
     let mut barcodes = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut columns: Vec<Vec<String>> = vec![Vec::new(); names.len().saturating_sub(1)];
     for (i, line) in lines.enumerate() {
-        let line = line.map_err(|e| DataError::io(path, e))?;
         if line.trim().is_empty() {
             continue;
         }
@@ -168,7 +186,7 @@ fn read_cell_table(reader: impl Read, path: &Path) -> Result<CellTable> {
         if !seen.insert(fields[0].to_string()) {
             return Err(parse_err(
                 i + 2,
-                format!("barcode `{}` occurs twice", fields[0]),
+                format!("barcode `{}` occurs twice", excerpt_str(fields[0], 60)),
             ));
         }
         barcodes.push(fields[0].to_string());
@@ -208,7 +226,7 @@ mod tests {
     fn reads_a_small_folder() {
         let dir = tempfile::tempdir().unwrap();
         write_dataset(dir.path(), "barcode\ttype\nA\tT\nB\tB\n", "G1\nG2\n");
-        let d = read_dir(dir.path()).unwrap();
+        let d = read_dir(dir.path(), &Limits::default()).unwrap();
         assert_eq!(d.n_cells(), 2);
         assert_eq!(d.genes, vec!["G1", "G2"]);
         assert_eq!(d.peaks[0].to_string(), "chr1:10-20");
@@ -219,29 +237,39 @@ mod tests {
     fn mismatches_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         write_dataset(dir.path(), "barcode\ttype\nA\tT\n", "G1\nG2\n");
-        let msg = read_dir(dir.path()).unwrap_err().to_string();
+        let msg = read_dir(dir.path(), &Limits::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             msg.contains("cells.tsv") && msg.contains("1 entries"),
             "{msg}"
         );
 
         write_dataset(dir.path(), "barcode\ttype\nA\tT\nB\tB\n", "G1\n");
-        let msg = read_dir(dir.path()).unwrap_err().to_string();
+        let msg = read_dir(dir.path(), &Limits::default())
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("genes.tsv"), "{msg}");
 
         write_dataset(dir.path(), "barcode\ttype\nA\tT\tX\nB\tB\n", "G1\nG2\n");
-        let msg = read_dir(dir.path()).unwrap_err().to_string();
+        let msg = read_dir(dir.path(), &Limits::default())
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("cells.tsv, line 2"), "{msg}");
 
         write_dataset(dir.path(), "barcode\ttype\nA\tT\nA\tB\n", "G1\nG2\n");
-        let msg = read_dir(dir.path()).unwrap_err().to_string();
+        let msg = read_dir(dir.path(), &Limits::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             msg.contains("cells.tsv, line 3") && msg.contains("`A` occurs twice"),
             "{msg}"
         );
 
         fs::remove_file(dir.path().join("peaks.tsv")).unwrap();
-        let msg = read_dir(dir.path()).unwrap_err().to_string();
+        let msg = read_dir(dir.path(), &Limits::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             msg.contains("peaks.tsv") && msg.contains("not found"),
             "{msg}"

@@ -52,7 +52,11 @@ impl Files for Bundled {
 
 /// The 500-cell bone-marrow sample (cell_type, batch, is_train columns).
 pub fn bmmc_multiome_starter() -> Result<PairedDataset> {
-    plain::read_files("bmmc_multiome_starter", &Bundled(BMMC))
+    plain::read_files(
+        "bmmc_multiome_starter",
+        &Bundled(BMMC),
+        &crossomics_limits::Limits::default(),
+    )
 }
 
 /// A bundled dataset by name.

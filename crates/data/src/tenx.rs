@@ -12,6 +12,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use crossomics_limits::{Limit, Limits, excerpt_str};
 use hdf5::types::{FixedAscii, FixedUnicode, TypeDescriptor, VarLenAscii, VarLenUnicode};
 
 use crate::dataset::{CellTable, PairedDataset, select_columns};
@@ -28,14 +29,16 @@ pub const PEAKS: &str = "Peaks";
 /// Reads a Cell Ranger ARC feature-barcode matrix (`filtered_feature_bc_matrix.h5`) into
 /// a paired dataset: genes by their `name` (symbol), peaks parsed from their `id`, every
 /// barcode a cell. Counts must be non-negative integers.
-pub fn read_h5(path: &Path) -> Result<PairedDataset> {
-    read_h5_parts(path)?.into_paired()
+pub fn read_h5(path: &Path, limits: &Limits) -> Result<PairedDataset> {
+    read_h5_parts(path, limits)?.into_paired()
 }
 
 /// Whether `path` is an HDF5 file laid out as a 10x feature-barcode matrix (a `/matrix`
-/// group) rather than, say, an AnnData file. False for anything unreadable.
-pub fn is_tenx_h5(path: &Path) -> bool {
+/// group) rather than, say, an AnnData file. False for anything unreadable, and for a
+/// file [`crate::hdf5_vet::vet`] refuses (whose reader then says why).
+pub fn is_tenx_h5(path: &Path, limits: &Limits) -> bool {
     guard(path, || {
+        crate::hdf5_vet::vet(path, limits)?;
         Ok(hdf5::File::open(path)
             .map(|f| f.group("matrix").is_ok())
             .unwrap_or(false))
@@ -46,11 +49,11 @@ pub fn is_tenx_h5(path: &Path) -> bool {
 /// Reads a Cell Ranger feature-barcode matrix `.h5` that may hold one modality only
 /// (Cell Ranger's gene expression output, or the ATAC peaks of an ARC run): the same
 /// checks as [`read_h5`], without requiring both feature types.
-pub fn read_h5_parts(path: &Path) -> Result<TenxParts> {
-    guard(path, || read_inner(path))
+pub fn read_h5_parts(path: &Path, limits: &Limits) -> Result<TenxParts> {
+    guard(path, || read_inner(path, limits))
 }
 
-fn read_inner(path: &Path) -> Result<TenxParts> {
+fn read_inner(path: &Path, limits: &Limits) -> Result<TenxParts> {
     let at = |elem: &str| format!("{}:/matrix/{elem}", path.display());
     let err = |elem: &str, reason: String| DataError::invalid(at(elem), reason);
     if !path.exists() {
@@ -59,10 +62,14 @@ fn read_inner(path: &Path) -> Result<TenxParts> {
             std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
         ));
     }
+    crate::hdf5_vet::vet(path, limits)?;
     let file = hdf5::File::open(path).map_err(|e| {
         DataError::invalid(
             path.display().to_string(),
-            format!("not a readable HDF5 file (truncated or another format?): {e}"),
+            format!(
+                "not a readable HDF5 file (truncated or another format?): {}",
+                crate::hdf5_vet::short(&e.to_string())
+            ),
         )
     })?;
     let m = file.group("matrix").map_err(|_| {
@@ -75,9 +82,20 @@ fn read_inner(path: &Path) -> Result<TenxParts> {
         m.dataset(name)
             .map_err(|_| err(name, "missing".to_string()))
     };
-    let shape = dataset("shape")?
+    let sized = |name: &str, limit: Limit| -> Result<hdf5::Dataset> {
+        let ds = dataset(name)?;
+        limits
+            .check(limit, ds.size() as u128, &at(name), "its length")
+            .map_err(DataError::from)?;
+        Ok(ds)
+    };
+    let shape_ds = dataset("shape")?;
+    if shape_ds.size() != 2 {
+        return Err(err("shape", format!("{} values, not two", shape_ds.size())));
+    }
+    let shape = shape_ds
         .read_raw::<i64>()
-        .map_err(|e| err("shape", e.to_string()))?;
+        .map_err(|e| err("shape", crate::hdf5_vet::short(&e.to_string())))?;
     let [n_features, n_barcodes] = shape[..] else {
         return Err(err("shape", format!("{shape:?} is not two numbers")));
     };
@@ -85,26 +103,48 @@ fn read_inner(path: &Path) -> Result<TenxParts> {
         usize::try_from(n_features).map_err(|_| err("shape", format!("{shape:?}")))?,
         usize::try_from(n_barcodes).map_err(|_| err("shape", format!("{shape:?}")))?,
     );
-    let data = dataset("data")?
+    limits.check(
+        Limit::Features,
+        n_features as u128,
+        &at("shape"),
+        "the feature count",
+    )?;
+    limits.check(
+        Limit::Cells,
+        n_barcodes as u128,
+        &at("shape"),
+        "the barcode count",
+    )?;
+    let data = sized("data", Limit::Nonzeros)?
         .read_raw::<f32>()
-        .map_err(|e| err("data", e.to_string()))?;
+        .map_err(|e| err("data", crate::hdf5_vet::short(&e.to_string())))?;
     let to_usize = |name: &str| -> Result<Vec<usize>> {
-        let raw = dataset(name)?
+        let raw = sized(name, Limit::Nonzeros)?
             .read_raw::<i64>()
-            .map_err(|e| err(name, e.to_string()))?;
+            .map_err(|e| err(name, crate::hdf5_vet::short(&e.to_string())))?;
         raw.iter()
             .enumerate()
             .map(|(i, &v)| usize::try_from(v).map_err(|_| err(name, format!("entry {i} is {v}"))))
             .collect()
     };
     let indices = to_usize("indices")?;
+    // indptr has one entry per barcode, plus one
+    limits.check(
+        Limit::Cells,
+        (sized("indptr", Limit::Nonzeros)?.size() as u128).saturating_sub(1),
+        &at("indptr"),
+        "its length",
+    )?;
     let indptr = to_usize("indptr")?;
     let strings = |name: &str| -> Result<Vec<String>> {
-        let ds = m
-            .dataset(name)
-            .map_err(|_| err(name, "missing".to_string()))?;
+        let limit = if name == "barcodes" {
+            Limit::Cells
+        } else {
+            Limit::Features
+        };
+        let ds = sized(name, limit)?;
         read_strings(&ds)
-            .map_err(|e| err(name, e.to_string()))?
+            .map_err(|e| err(name, crate::hdf5_vet::short(&e.to_string())))?
             .ok_or_else(|| err(name, "does not hold strings".to_string()))
     };
     let barcodes = strings("barcodes")?;
@@ -210,7 +250,10 @@ fn assemble(
         if !seen.insert(b.as_str()) {
             return Err(err(
                 "barcodes",
-                format!("barcode `{b}` occurs twice (the second time at {i})"),
+                format!(
+                    "barcode `{}` occurs twice (the second time at {i})",
+                    excerpt_str(b, 60)
+                ),
             ));
         }
     }
@@ -229,7 +272,8 @@ fn assemble(
                 "data",
                 format!(
                     "barcode `{}`, feature `{}` has {value}, not a non-negative integer count",
-                    barcodes[row], ids[col]
+                    excerpt_str(&barcodes[row], 60),
+                    excerpt_str(&ids[col], 60)
                 ),
             ));
         }
@@ -289,12 +333,12 @@ fn assemble(
 /// (`filtered_feature_bc_matrix/`): `matrix.mtx.gz` (features x barcodes, MatrixMarket),
 /// `features.tsv.gz` (id, name, feature_type[, chrom, start, end]) and `barcodes.tsv.gz`,
 /// each also accepted uncompressed. The same checks and split as [`read_h5`].
-pub fn read_mtx_dir(dir: &Path) -> Result<PairedDataset> {
-    read_mtx_dir_parts(dir)?.into_paired()
+pub fn read_mtx_dir(dir: &Path, limits: &Limits) -> Result<PairedDataset> {
+    read_mtx_dir_parts(dir, limits)?.into_paired()
 }
 
 /// [`read_mtx_dir`] for a folder that may hold one modality only (see [`read_h5_parts`]).
-pub fn read_mtx_dir_parts(dir: &Path) -> Result<TenxParts> {
+pub fn read_mtx_dir_parts(dir: &Path, limits: &Limits) -> Result<TenxParts> {
     let file = |name: &str| -> Result<PathBuf> {
         let candidates = [dir.join(format!("{name}.gz")), dir.join(name)];
         candidates
@@ -312,11 +356,24 @@ pub fn read_mtx_dir_parts(dir: &Path) -> Result<TenxParts> {
             })
     };
     let matrix_path = file("matrix.mtx")?;
-    let by_feature = crate::mtx::read_path(&matrix_path)?;
+    let by_feature = crate::mtx::read_path(&matrix_path, limits)?;
+    let mname = matrix_path.display().to_string();
+    limits.check(
+        Limit::Features,
+        by_feature.nrows() as u128,
+        &mname,
+        "the row (feature) count",
+    )?;
+    limits.check(
+        Limit::Cells,
+        by_feature.ncols() as u128,
+        &mname,
+        "the column (barcode) count",
+    )?;
     let features_path = file("features.tsv")?;
     let barcodes_path = file("barcodes.tsv")?;
-    let feature_rows = text_lines(&features_path)?;
-    let barcodes = text_lines(&barcodes_path)?
+    let feature_rows = text_lines(&features_path, limits, Limit::Features)?;
+    let barcodes = text_lines(&barcodes_path, limits, Limit::Cells)?
         .into_iter()
         .map(|l| l.split('\t').next().unwrap_or("").trim().to_string())
         .collect::<Vec<_>>();
@@ -383,31 +440,10 @@ pub fn read_mtx_dir_parts(dir: &Path) -> Result<TenxParts> {
     assemble(dir, &name, counts, barcodes, features, &err)
 }
 
-/// The lines of a text file, gzip detected from the content; trailing empty lines dropped.
-fn text_lines(path: &Path) -> Result<Vec<String>> {
-    use std::io::{BufRead, BufReader, Read};
-    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut magic = [0u8; 2];
-    let n = file.read(&mut magic).map_err(|e| DataError::io(path, e))?;
+/// The lines of a text file under the limits ([`crate::text::capped_lines`]).
+fn text_lines(path: &Path, limits: &Limits, count: Limit) -> Result<Vec<String>> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let reader: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
-    let mut lines = BufReader::new(reader)
-        .lines()
-        .collect::<std::io::Result<Vec<String>>>()
-        .map_err(|e| {
-            DataError::invalid(
-                path.display().to_string(),
-                format!("unreadable (truncated gzip?): {e}"),
-            )
-        })?;
-    while lines.last().is_some_and(|l| l.trim().is_empty()) {
-        lines.pop();
-    }
-    Ok(lines)
+    crate::text::capped_lines(file, path, limits, count)
 }
 
 /// `pbmc10k/outs/filtered_feature_bc_matrix.h5` -> `pbmc10k`; `x.h5` -> `x`.

@@ -132,7 +132,11 @@ fn every_shared_h5ad_and_h5mu_opens() {
 
 #[test]
 fn bmmc_common_files_hold_the_plain_counts_and_labels() {
-    let p = plain::read_dir(&shared("bmmc_multiome_starter")).unwrap();
+    let p = plain::read_dir(
+        &shared("bmmc_multiome_starter"),
+        &crossomics_limits::Limits::default(),
+    )
+    .unwrap();
     let rna = h5ad::read_with(&bmmc("common", "output_rna"), &counts()).unwrap();
     assert_eq!(rna.cells.barcodes(), p.cells.barcodes());
     assert_eq!(rna.matrix, p.rna);
@@ -176,7 +180,11 @@ fn bmmc_common_files_hold_the_plain_counts_and_labels() {
 
 #[test]
 fn bmmc_predict_modality_splits_are_rows_of_the_plain_counts() {
-    let p = plain::read_dir(&shared("bmmc_multiome_starter")).unwrap();
+    let p = plain::read_dir(
+        &shared("bmmc_multiome_starter"),
+        &crossomics_limits::Limits::default(),
+    )
+    .unwrap();
     let rows = row_of(&p);
     let mut seen = 0;
     for (part, batch, n) in [("train", "s1d1", 221), ("test", "s1d2", 279)] {
@@ -237,7 +245,11 @@ fn normalized_x_is_rejected_as_counts_with_a_pointer_to_the_layer() {
 
 #[test]
 fn bmmc_match_modality_solution_permutes_the_hidden_atac_cells() {
-    let p = plain::read_dir(&shared("bmmc_multiome_starter")).unwrap();
+    let p = plain::read_dir(
+        &shared("bmmc_multiome_starter"),
+        &crossomics_limits::Limits::default(),
+    )
+    .unwrap();
     let rows = row_of(&p);
     for part in ["train", "test"] {
         let mod1 =
@@ -280,7 +292,11 @@ fn bmmc_match_modality_solution_permutes_the_hidden_atac_cells() {
 
 #[test]
 fn bmmc_joint_embedding_files() {
-    let p = plain::read_dir(&shared("bmmc_multiome_starter")).unwrap();
+    let p = plain::read_dir(
+        &shared("bmmc_multiome_starter"),
+        &crossomics_limits::Limits::default(),
+    )
+    .unwrap();
     let mod1 = h5ad::read_with(&bmmc("joint_embedding", "mod1"), &counts()).unwrap();
     assert_eq!(mod1.matrix, p.rna);
     assert_eq!(mod1.cells.barcodes(), p.cells.barcodes());
@@ -312,7 +328,7 @@ fn suffixes() -> PairingConfig {
 #[test]
 fn pbmc_h5ad_pair_matches_the_plain_export_after_suffix_stripping() {
     let dir = shared("pbmc_multiome_100");
-    let p = plain::read_dir(&dir).unwrap();
+    let p = plain::read_dir(&dir, &crossomics_limits::Limits::default()).unwrap();
     let (d, report) = h5ad::read_pair(
         "pbmc",
         &dir.join("10xpbmc_rna_subset.h5ad"),
@@ -353,7 +369,7 @@ fn pbmc_h5ad_pair_matches_the_plain_export_after_suffix_stripping() {
 #[test]
 fn scicar_h5mu_matches_the_plain_export() {
     let dir = shared("scicar_a549");
-    let p = plain::read_dir(&dir).unwrap();
+    let p = plain::read_dir(&dir, &crossomics_limits::Limits::default()).unwrap();
     let f = dir.join("sciCAR_A549.h5mu");
     let mut mods = h5ad::mods(&f).unwrap();
     mods.sort();
@@ -396,7 +412,9 @@ fn dataset_configs_load_h5ad_h5mu_and_10x() {
         "format = \"h5ad\"\nrna = \"pbmc_multiome_100/10xpbmc_rna_subset.h5ad\"\natac = \"pbmc_multiome_100/10xpbmc_atac_subset.h5ad\"\n[pairing]\nstrip_suffixes = [\"_rna\", \"_atac\"]\n",
     )
     .unwrap();
-    let d = cfg.load(&base).unwrap();
+    let d = cfg
+        .load(&base, &crossomics_limits::Limits::default())
+        .unwrap();
     assert_eq!(
         (d.n_cells(), d.rna.ncols(), d.atac.ncols()),
         (100, 200, 200)
@@ -404,14 +422,22 @@ fn dataset_configs_load_h5ad_h5mu_and_10x() {
 
     let cfg: DatasetConfig =
         toml::from_str("format = \"h5mu\"\npath = \"scicar_a549/sciCAR_A549.h5mu\"\n").unwrap();
-    assert_eq!(cfg.load(&base).unwrap().n_cells(), 2641);
+    assert_eq!(
+        cfg.load(&base, &crossomics_limits::Limits::default())
+            .unwrap()
+            .n_cells(),
+        2641
+    );
 
     // X of the competition files is normalized: counts are required unless switched off
     let cfg: DatasetConfig = toml::from_str(&format!(
         "format = \"h5ad\"\nrna = \"{BMMC}/common/{STEM}.output_rna.h5ad\"\natac = \"{BMMC}/common/{STEM}.output_mod2.h5ad\"\n"
     ))
     .unwrap();
-    let err = cfg.load(&base).unwrap_err().to_string();
+    let err = cfg
+        .load(&base, &crossomics_limits::Limits::default())
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("output_rna.h5ad") && err.contains("layer `counts`"),
         "{err}"
@@ -420,12 +446,22 @@ fn dataset_configs_load_h5ad_h5mu_and_10x() {
         "format = \"h5ad\"\nrna = \"{BMMC}/common/{STEM}.output_rna.h5ad\"\natac = \"{BMMC}/common/{STEM}.output_mod2.h5ad\"\nlayer = \"counts\"\n"
     ))
     .unwrap();
-    assert_eq!(cfg.load(&base).unwrap().n_cells(), 500);
+    assert_eq!(
+        cfg.load(&base, &crossomics_limits::Limits::default())
+            .unwrap()
+            .n_cells(),
+        500
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     write_tenx(&tmp.path().join("m.h5"), &TenxSpec::default());
     let cfg: DatasetConfig = toml::from_str("format = \"tenx_h5\"\npath = \"m.h5\"\n").unwrap();
-    assert_eq!(cfg.load(tmp.path()).unwrap().n_cells(), 3);
+    assert_eq!(
+        cfg.load(tmp.path(), &crossomics_limits::Limits::default())
+            .unwrap()
+            .n_cells(),
+        3
+    );
 
     let err =
         toml::from_str::<DatasetConfig>("format = \"h5mu\"\npath = \"x\"\nrna_mods = \"r\"\n")
@@ -873,7 +909,7 @@ fn tenx_h5_splits_genes_and_peaks() {
     std::fs::create_dir_all(&path).unwrap();
     let path = path.join("filtered_feature_bc_matrix.h5");
     write_tenx(&path, &TenxSpec::default());
-    let d = tenx::read_h5(&path).unwrap();
+    let d = tenx::read_h5(&path, &crossomics_limits::Limits::default()).unwrap();
     assert_eq!(d.name, "pbmc");
     assert_eq!(d.cells.barcodes(), &s(&["AAAC-1", "AAAG-1", "AACT-1"])[..]);
     assert_eq!(d.genes, s(&["GENE1", "GENE2"]));
@@ -903,12 +939,17 @@ fn tenx_h5_of_one_modality_reads_as_parts() {
             ..Default::default()
         },
     );
-    assert!(tenx::is_tenx_h5(&path));
-    assert!(!tenx::is_tenx_h5(&shared(
-        "pbmc_multiome_100/10xpbmc_rna_subset.h5ad"
-    )));
-    assert!(!tenx::is_tenx_h5(&dir.path().join("missing.h5")));
-    let parts = tenx::read_h5_parts(&path).unwrap();
+    assert!(tenx::is_tenx_h5(
+        &path,
+        &crossomics_limits::Limits::default()
+    ));
+    let limits = crossomics_limits::Limits::default();
+    assert!(!tenx::is_tenx_h5(
+        &shared("pbmc_multiome_100/10xpbmc_rna_subset.h5ad"),
+        &limits
+    ));
+    assert!(!tenx::is_tenx_h5(&dir.path().join("missing.h5"), &limits));
+    let parts = tenx::read_h5_parts(&path, &crossomics_limits::Limits::default()).unwrap();
     assert!(parts.atac.is_none());
     let rna = parts.rna.as_ref().unwrap();
     assert_eq!(rna.features, s(&["GENE1", "GENE2"]));
@@ -921,7 +962,9 @@ fn tenx_h5_of_one_modality_reads_as_parts() {
         rna.cells.barcodes(),
         &s(&["AAAC-1", "AAAG-1", "AACT-1"])[..]
     );
-    let err = tenx::read_h5(&path).unwrap_err().to_string();
+    let err = tenx::read_h5(&path, &crossomics_limits::Limits::default())
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("gex.h5") && err.contains("needs both") && err.contains(antibody),
         "{err}"
@@ -935,7 +978,7 @@ fn tenx_h5_of_one_modality_reads_as_parts() {
             ..Default::default()
         },
     );
-    let parts = tenx::read_h5_parts(&peaks).unwrap();
+    let parts = tenx::read_h5_parts(&peaks, &crossomics_limits::Limits::default()).unwrap();
     assert!(parts.rna.is_none() && parts.gene_ids.is_none());
     assert_eq!(
         parts.atac.unwrap().matrix,
@@ -950,7 +993,9 @@ fn tenx_h5_of_one_modality_reads_as_parts() {
             ..Default::default()
         },
     );
-    let err = tenx::read_h5_parts(&none).unwrap_err().to_string();
+    let err = tenx::read_h5_parts(&none, &crossomics_limits::Limits::default())
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("antibodies.h5") && err.contains("no `Gene Expression` or `Peaks` features"),
         "{err}"
@@ -964,7 +1009,9 @@ fn tenx_h5_bad_input_is_an_error_naming_the_file() {
     write_tenx(&good, &TenxSpec::default());
 
     let check = |path: &Path, needle: &str| {
-        let err = tenx::read_h5(path).unwrap_err().to_string();
+        let err = tenx::read_h5(path, &crossomics_limits::Limits::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(&path.display().to_string()) && err.contains(needle),
             "{needle}: {err}"
@@ -975,7 +1022,9 @@ fn tenx_h5_bad_input_is_an_error_naming_the_file() {
     for cut in [bytes.len() / 2, 600, 10] {
         let t = dir.path().join(format!("cut{cut}.h5"));
         std::fs::write(&t, &bytes[..cut]).unwrap();
-        let err = tenx::read_h5(&t).unwrap_err().to_string();
+        let err = tenx::read_h5(&t, &crossomics_limits::Limits::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&t.display().to_string()), "{err}");
     }
     let text = dir.path().join("matrix.h5");
@@ -1162,15 +1211,27 @@ fn broken_h5ad_files_are_errors_that_name_the_file_and_the_problem() {
 #[test]
 fn var_columns_read_by_name() {
     let path = bmmc("predict_modality", "train_mod1");
-    let ids = h5ad::read_var_column(&path, "gene_ids").unwrap().unwrap();
+    let ids = h5ad::read_var_column(&path, "gene_ids", &crossomics_limits::Limits::default())
+        .unwrap()
+        .unwrap();
     let m = h5ad::read_with(&path, &ReadOptions::counts(Some("counts"))).unwrap();
     assert_eq!(ids.len(), m.features.len());
     assert!(ids.iter().all(|i| i.starts_with("ENSG")), "{:?}", &ids[..3]);
     assert_ne!(ids, m.features, "ids are not the symbols");
     assert_eq!(
-        h5ad::read_var_column(&path, "no_such_column").unwrap(),
+        h5ad::read_var_column(
+            &path,
+            "no_such_column",
+            &crossomics_limits::Limits::default()
+        )
+        .unwrap(),
         None
     );
-    let e = h5ad::read_var_column(Path::new("/nonexistent/x.h5ad"), "gene_ids").unwrap_err();
+    let e = h5ad::read_var_column(
+        Path::new("/nonexistent/x.h5ad"),
+        "gene_ids",
+        &crossomics_limits::Limits::default(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("x.h5ad"), "{e}");
 }

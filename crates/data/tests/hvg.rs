@@ -174,7 +174,7 @@ fn assert_selection_up_to_ties(what: &str, ours: &HvgResult, theirs: &[bool]) ->
 
 fn check_dataset(name: &str) {
     let fx = fixture(name);
-    let d = plain::read_dir(&shared(&fx.dataset)).unwrap();
+    let d = plain::read_dir(&shared(&fx.dataset), &crossomics_limits::Limits::default()).unwrap();
     assert_eq!((d.n_cells(), d.rna.ncols()), (fx.n_cells, fx.n_genes));
     let codes: Option<Vec<u32>> = fx.batch_key.as_ref().map(|key| {
         let (codes, names) = d.cells.codes(key).unwrap();

@@ -55,7 +55,7 @@ proptest! {
             gz.write_all(&bytes).unwrap();
             bytes = gz.finish().unwrap();
         }
-        let back = mtx::read(bytes.as_slice(), Path::new("m.mtx")).unwrap();
+        let back = mtx::read(bytes.as_slice(), Path::new("m.mtx"), &crossomics_limits::Limits::default()).unwrap();
         prop_assert_eq!(back, m);
     }
 

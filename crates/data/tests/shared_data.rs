@@ -19,7 +19,11 @@ fn shared(name: &str) -> PathBuf {
 
 #[test]
 fn bmmc_multiome_starter_matches_the_bundled_copy() {
-    let d = plain::read_dir(&shared("bmmc_multiome_starter")).unwrap();
+    let d = plain::read_dir(
+        &shared("bmmc_multiome_starter"),
+        &crossomics_limits::Limits::default(),
+    )
+    .unwrap();
     let bundled = crossomics_data::sample::bmmc_multiome_starter().unwrap();
     assert_eq!(d.rna, bundled.rna);
     assert_eq!(d.atac, bundled.atac);
@@ -30,7 +34,11 @@ fn bmmc_multiome_starter_matches_the_bundled_copy() {
 
 #[test]
 fn scicar_a549_reads_with_its_contigs() {
-    let d = plain::read_dir(&shared("scicar_a549")).unwrap();
+    let d = plain::read_dir(
+        &shared("scicar_a549"),
+        &crossomics_limits::Limits::default(),
+    )
+    .unwrap();
     assert_eq!(
         (d.n_cells(), d.rna.ncols(), d.atac.ncols()),
         (2641, 1185, 52761)
@@ -58,7 +66,11 @@ fn scicar_a549_reads_with_its_contigs() {
 
 #[test]
 fn pbmc_multiome_100_reads_underscore_peaks() {
-    let d = plain::read_dir(&shared("pbmc_multiome_100")).unwrap();
+    let d = plain::read_dir(
+        &shared("pbmc_multiome_100"),
+        &crossomics_limits::Limits::default(),
+    )
+    .unwrap();
     assert_eq!(
         (d.n_cells(), d.rna.ncols(), d.atac.ncols()),
         (100, 200, 200)

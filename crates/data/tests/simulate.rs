@@ -119,7 +119,7 @@ fn streamed_files_equal_the_in_memory_simulation_for_any_chunking() {
             let summary = sim.write_dir(&out, &options).unwrap();
             assert_eq!(summary.rna_nnz, memory.rna.nnz() as u64);
             assert_eq!(summary.atac_nnz, memory.atac.nnz() as u64);
-            let read = plain::read_dir(&out).unwrap();
+            let read = plain::read_dir(&out, &crossomics_limits::Limits::default()).unwrap();
             assert_same(&read, &memory);
             // only the finished files, no temporaries
             let mut names: Vec<String> = std::fs::read_dir(&out)
@@ -149,7 +149,10 @@ fn streamed_files_equal_the_in_memory_simulation_for_any_chunking() {
     let dir = tempfile::tempdir().unwrap();
     simulate_to_dir(&small(11), &cal, dir.path()).unwrap();
     let full = simulate(&small(11), &cal).unwrap();
-    assert_same(&plain::read_dir(dir.path()).unwrap(), &full);
+    assert_same(
+        &plain::read_dir(dir.path(), &crossomics_limits::Limits::default()).unwrap(),
+        &full,
+    );
     let prefix = simulate(
         &SimulatorParams {
             n_cells: 120,
@@ -623,7 +626,7 @@ fn unwritable_output_is_an_error_naming_the_path_and_leaves_nothing() {
         .write_dir(&out, &options)
         .unwrap();
     assert_same(
-        &plain::read_dir(&out).unwrap(),
+        &plain::read_dir(&out, &crossomics_limits::Limits::default()).unwrap(),
         &simulate(&small(3), &cal).unwrap(),
     );
 }

@@ -43,7 +43,7 @@ fn a_cell_ranger_arc_folder_reads_as_a_paired_dataset() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("pbmc/outs/filtered_feature_bc_matrix");
     folder(&dir, MATRIX, FEATURES, "AAAC-1\nTTTG-1\nGGGA-1\n");
-    let d = tenx::read_mtx_dir(&dir).unwrap();
+    let d = tenx::read_mtx_dir(&dir, &crossomics_limits::Limits::default()).unwrap();
     assert_eq!(d.name, "pbmc");
     assert_eq!(d.cells.barcodes(), ["AAAC-1", "TTTG-1", "GGGA-1"]);
     assert_eq!(d.genes, ["CD3E", "MS4A1", "LYZ"]);
@@ -64,7 +64,9 @@ fn a_cell_ranger_arc_folder_reads_as_a_paired_dataset() {
     std::fs::write(plain.join("features.tsv"), FEATURES).unwrap();
     std::fs::write(plain.join("barcodes.tsv"), "AAAC-1\nTTTG-1\nGGGA-1\n").unwrap();
     let cfg: DatasetConfig = toml::from_str("format = \"tenx_mtx\"\npath = \"plain\"").unwrap();
-    let again = cfg.load(tmp.path()).unwrap();
+    let again = cfg
+        .load(tmp.path(), &crossomics_limits::Limits::default())
+        .unwrap();
     assert_eq!((again.rna.clone(), again.atac.clone()), (d.rna, d.atac));
 }
 
@@ -72,7 +74,9 @@ fn error_of(matrix: &str, features: &str, barcodes: &str) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("m");
     folder(&dir, matrix, features, barcodes);
-    tenx::read_mtx_dir(&dir).unwrap_err().to_string()
+    tenx::read_mtx_dir(&dir, &crossomics_limits::Limits::default())
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -97,7 +101,20 @@ fn bad_folders_are_errors_that_name_the_file() {
         e.contains("barcodes.tsv.gz") && e.contains("occurs twice"),
         "{e}"
     );
+    // a fraction in an `integer` matrix is refused by the MatrixMarket reader itself
     let e = error_of(&MATRIX.replace("3 3 7", "3 3 7.5"), FEATURES, barcodes);
+    assert!(
+        e.contains("matrix.mtx.gz") && e.contains("line 6") && e.contains("not an integer"),
+        "{e}"
+    );
+    // in a `real` matrix it is read, and refused as a count
+    let e = error_of(
+        &MATRIX
+            .replace("3 3 7", "3 3 7.5")
+            .replace("coordinate integer", "coordinate real"),
+        FEATURES,
+        barcodes,
+    );
     assert!(
         e.contains("matrix.mtx.gz") && e.contains("not a non-negative integer"),
         "{e}"
@@ -129,10 +146,14 @@ fn bad_folders_are_errors_that_name_the_file() {
     folder(&dir, MATRIX, FEATURES, barcodes);
     let bytes = std::fs::read(dir.join("features.tsv.gz")).unwrap();
     std::fs::write(dir.join("features.tsv.gz"), &bytes[..bytes.len() / 2]).unwrap();
-    let e = tenx::read_mtx_dir(&dir).unwrap_err().to_string();
+    let e = tenx::read_mtx_dir(&dir, &crossomics_limits::Limits::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("features.tsv.gz"), "{e}");
     // a missing file
     std::fs::remove_file(dir.join("matrix.mtx.gz")).unwrap();
-    let e = tenx::read_mtx_dir(&dir).unwrap_err().to_string();
+    let e = tenx::read_mtx_dir(&dir, &crossomics_limits::Limits::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("matrix.mtx.gz"), "{e}");
 }

@@ -16,14 +16,15 @@ pub mod upload;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde::Serialize;
+pub use crossomics_limits::Limits;
+use serde::{Deserialize, Serialize};
 
 pub use http::{Running, spawn};
 
 /// What the server is allowed to do; every limit has a default that `crossomics serve`
-/// flags override.
+/// flags override (`docs/portal.md`, Security, lists them all).
 #[derive(Debug, Clone)]
 pub struct PortalConfig {
     /// The only address the server listens on.
@@ -32,16 +33,43 @@ pub struct PortalConfig {
     pub work_dir: PathBuf,
     /// Largest upload accepted, in bytes (all files of one job together).
     pub max_upload_bytes: u64,
-    /// Largest total size of what an uploaded archive unpacks to.
-    pub max_unpacked_bytes: u64,
-    /// Most entries an uploaded archive may hold.
-    pub max_archive_entries: usize,
+    /// What one upload may hold and unpack to: archive entries, bytes unpacked, bytes
+    /// one compressed stream inflates to, line length (`Limits::portal()` by default; the
+    /// backend's readers apply the same limits to the data).
+    pub limits: Limits,
     /// Jobs waiting beyond those running; one more is refused with "busy".
     pub queue_capacity: usize,
     /// Jobs computed at the same time.
     pub workers: usize,
     /// How long a finished job's results stay downloadable.
     pub job_ttl: Duration,
+    /// Host names (`NAME` or `NAME:PORT`; without a port, any port) the server answers
+    /// to beside the address it is bound to and `localhost`, `127.0.0.1`, `[::1]` at its
+    /// port: the name a reverse proxy forwards, or the one users type.
+    pub allowed_hosts: Vec<String>,
+    /// A connection must send a request's headers within this time (an idle
+    /// keep-alive connection is closed after it too).
+    pub header_timeout: Duration,
+    /// An upload that sends no bytes for this long is given up (and a client that reads
+    /// nothing of an answer for this long is disconnected).
+    pub body_idle_timeout: Duration,
+    /// Connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Uploads being received (or checked) at once; they count with the jobs for "busy".
+    pub max_uploads_in_flight: usize,
+    /// Files (`file` parts) in one upload.
+    pub max_parts: usize,
+    /// Bytes of one text form field (`model`, `genome`, `csrf`).
+    pub max_field_bytes: usize,
+    /// Wall time one job may compute; a job still running then fails.
+    pub job_timeout: Duration,
+    /// Disk all job folders (uploads in flight, waiting jobs, results) may use together.
+    /// When a new upload needs room, the oldest finished results are deleted first; when
+    /// that is not enough, the upload is refused (507).
+    pub disk_quota_bytes: u64,
+    /// Memory one job's computation may use (the backend enforces it on the process that
+    /// computes the job).
+    pub job_memory_bytes: u64,
 }
 
 impl Default for PortalConfig {
@@ -50,11 +78,20 @@ impl Default for PortalConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             work_dir: PathBuf::from("portal"),
             max_upload_bytes: 2 << 30,
-            max_unpacked_bytes: 8 << 30,
-            max_archive_entries: 1000,
+            limits: Limits::portal(),
             queue_capacity: 16,
             workers: 1,
             job_ttl: Duration::from_secs(24 * 3600),
+            allowed_hosts: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
+            max_connections: 256,
+            max_uploads_in_flight: 4,
+            max_parts: 8,
+            max_field_bytes: 256,
+            job_timeout: Duration::from_secs(600),
+            disk_quota_bytes: 20 << 30,
+            job_memory_bytes: 4 << 30,
         }
     }
 }
@@ -125,10 +162,19 @@ pub struct PredictRequest {
     pub genome: Option<String>,
     /// where the result files go (the job's own folder)
     pub out_dir: PathBuf,
+    /// When the job must be over (set as a worker starts it: `PortalConfig::job_timeout`
+    /// from then). The backend must stop computing by then and return an error; the
+    /// portal marks a job that is still running at its deadline failed in any case.
+    pub deadline: Option<Instant>,
+    /// The most memory the job's computation may use (`PortalConfig::job_memory_bytes`);
+    /// the backend enforces it on the process that computes the job.
+    pub memory_limit_bytes: u64,
+    /// What the job's data may hold (`PortalConfig::limits`), for the backend's readers.
+    pub limits: Limits,
 }
 
 /// The phases a running job reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Preprocessing,
@@ -136,7 +182,7 @@ pub enum Stage {
 }
 
 /// How much of the model's features the upload covers.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Coverage {
     /// `RNA` (genes) or `ATAC` (peaks)
     pub modality: String,
@@ -146,14 +192,14 @@ pub struct Coverage {
 }
 
 /// The mean prediction of one feature over the cells.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FeatureMean {
     pub feature: String,
     pub mean: f64,
 }
 
 /// Summary statistics of a prediction.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
     pub cells: usize,
     pub features: usize,
@@ -167,7 +213,7 @@ pub struct Summary {
 }
 
 /// A file a job produced, inside its `out_dir`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ResultFile {
     /// file name inside the job's folder (also its download name)
     pub name: String,
@@ -177,7 +223,7 @@ pub struct ResultFile {
 }
 
 /// What a finished job produced.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PredictOutput {
     pub coverage: Coverage,
     pub summary: Summary,
@@ -233,5 +279,8 @@ mod tests {
         let c = PortalConfig::default();
         assert!(c.addr.ip().is_loopback());
         assert_eq!(c.max_upload_bytes, 2 * 1024 * 1024 * 1024);
+        assert_eq!(c.limits, Limits::portal());
+        assert!(c.limits.max_unpacked_bytes <= 4 << 30);
+        assert!(c.allowed_hosts.is_empty());
     }
 }

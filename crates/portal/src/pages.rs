@@ -1,6 +1,8 @@
 //! The HTML pages: plain server-rendered markup, one small script on the job page that
 //! polls `GET /api/jobs/{id}` and fills in what the job produced (with `textContent`,
-//! so nothing from an upload is ever parsed as HTML).
+//! so nothing from an upload is ever parsed as HTML). Style and script are served as
+//! files (`/static/portal.css`, `/static/job.js`): the Content-Security-Policy allows
+//! nothing inline.
 
 use std::fmt::Write;
 
@@ -25,7 +27,8 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}\
+/// The pages' style sheet (`/static/portal.css`).
+pub const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}\
 h1{font-size:1.6em}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;font-size:.92em}\
 th{background:#f3f3f3}.note{background:#fff8e0;border:1px solid #e8d48a;padding:.6em}.err{background:#fde8e8;border:1px solid #e99;padding:.6em}\
 .ok{color:#176d2c}code{background:#f3f3f3;padding:0 .2em}form p{margin:.6em 0}img{max-width:100%;border:1px solid #ddd}";
@@ -33,7 +36,8 @@ th{background:#f3f3f3}.note{background:#fff8e0;border:1px solid #e8d48a;padding:
 fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
-         <meta name=\"viewport\" content=\"width=device-width\"><style>{STYLE}</style></head>\
+         <meta name=\"viewport\" content=\"width=device-width\">\
+         <link rel=\"stylesheet\" href=\"/static/portal.css\"></head>\
          <body>{body}<hr><p><small>crossomics {} &middot; <a href=\"/\">home</a> &middot; \
          <a href=\"/api/openapi.json\">API (OpenAPI)</a></small></p></body></html>",
         esc(title),
@@ -41,8 +45,14 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-/// The start page: device, the models, the upload form.
-pub fn index(models: &[ModelInfo], status: &BackendStatus, config: &PortalConfig) -> String {
+/// The start page: device, the models, the upload form (its first field the CSRF token
+/// for the cookie the page is sent with).
+pub fn index(
+    models: &[ModelInfo],
+    status: &BackendStatus,
+    config: &PortalConfig,
+    csrf_token: &str,
+) -> String {
     let mut b = String::new();
     b.push_str("<h1>crossomics: predict the other modality</h1>");
     b.push_str(
@@ -97,6 +107,11 @@ pub fn index(models: &[ModelInfo], status: &BackendStatus, config: &PortalConfig
     b.push_str(
         "<form id=\"upload\" action=\"/jobs\" method=\"post\" enctype=\"multipart/form-data\">",
     );
+    let _ = write!(
+        b,
+        "<input type=\"hidden\" name=\"csrf\" id=\"csrf\" value=\"{}\">",
+        esc(csrf_token)
+    );
     b.push_str("<p><label>Model <select name=\"model\" id=\"model\">");
     for m in models {
         let _ = write!(
@@ -150,7 +165,7 @@ pub fn job(v: &JobView) -> String {
          <div id=\"error\"></div><h2>Feature coverage</h2><p id=\"coverage\">not known yet</p>\
          <h2>Results</h2><ul id=\"files\"></ul><div id=\"picture\"></div>\
          <h2>Summary</h2><table id=\"summary\"></table><table id=\"top\"></table>\
-         <script>{SCRIPT}</script>",
+         <script src=\"/static/job.js\"></script>",
         esc(&v.model),
         esc(&v.input),
         human_bytes(v.upload_bytes),
@@ -159,14 +174,14 @@ pub fn job(v: &JobView) -> String {
             .ok()
             .and_then(|s| s.as_str().map(str::to_string))
             .unwrap_or_default(),
-    )
-    .replace("__JOB__", &id);
+    );
     page(&format!("job {}", v.id), &body)
 }
 
-const SCRIPT: &str = r#"
-const id = "__JOB__";
+/// The job page's script (`/static/job.js`); the job's id is the page's `#job-id`.
+pub const SCRIPT: &str = r#"
 const $ = (x) => document.getElementById(x);
+const id = $("job-id").textContent;
 function el(tag, text, attrs) {
   const e = document.createElement(tag);
   if (text !== undefined) e.textContent = text;
@@ -263,7 +278,7 @@ mod tests {
             ready: true,
             message: None,
         };
-        let html = index(&[m], &s, &PortalConfig::default());
+        let html = index(&[m], &s, &PortalConfig::default(), "t0k\"en");
         assert!(!html.contains("<script>"));
         assert!(
             html.contains("&lt;script&gt;")
@@ -271,6 +286,11 @@ mod tests {
                 && html.contains("auroc 0.750")
         );
         assert!(html.contains("At most 2.0 GiB"));
+        // the token first in the form, escaped; nothing inline for the CSP to allow
+        assert!(html.contains(
+            "enctype=\"multipart/form-data\"><input type=\"hidden\" name=\"csrf\" id=\"csrf\" value=\"t0k&quot;en\">"
+        ));
+        assert!(!html.contains("<style") && !html.contains("<script"));
         assert!(!html.contains("http-equiv=\"refresh\""));
     }
 }

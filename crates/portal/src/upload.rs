@@ -4,11 +4,13 @@
 //! MatrixMarket header and by line counts against the matrix's shape.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use crossomics_limits::{CappedReader, Limit, Limits, read_line_capped};
+
 use crate::Input;
-use crate::archive::{self, Format, Limits};
+use crate::archive::{self, ArchiveError, Budget, Format, Metered};
 
 /// The signature every HDF5 file starts with (at offset 0 for files HDF5 writes).
 pub const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
@@ -33,11 +35,13 @@ pub enum Sniffed {
 }
 
 /// A refused upload: the message is for the user; `unsupported` marks a file type
-/// problem (HTTP 415) rather than bad content (400).
+/// problem (HTTP 415), `too_large` a limit that the content went over (413), else bad
+/// content (400).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadError {
     pub message: String,
     pub unsupported: bool,
+    pub too_large: bool,
 }
 
 impl UploadError {
@@ -45,13 +49,31 @@ impl UploadError {
         Self {
             message: message.into(),
             unsupported: false,
+            too_large: false,
         }
     }
 
     fn unsupported(message: impl Into<String>) -> Self {
         Self {
-            message: message.into(),
             unsupported: true,
+            ..Self::bad(message)
+        }
+    }
+
+    /// From an error of unpacking or reading; `label` names the file when the error
+    /// does not.
+    fn from_archive(e: ArchiveError, label: Option<&str>) -> Self {
+        let named = |m: String| match label {
+            Some(l) => format!("{l}: {m}"),
+            None => m,
+        };
+        match e {
+            ArchiveError::Io(e) => read_failed(e),
+            ArchiveError::Limit(l) => Self {
+                too_large: true,
+                ..Self::bad(named(l.to_string()))
+            },
+            e => Self::bad(named(e.to_string())),
         }
     }
 }
@@ -117,52 +139,150 @@ pub fn sniff(path: &Path) -> std::io::Result<Sniffed> {
     Ok(Sniffed::Unknown)
 }
 
-fn open_text(path: &Path, gzip: bool) -> std::io::Result<Box<dyn BufRead>> {
-    let f = File::open(path)?;
-    Ok(if gzip {
-        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(f)))
-    } else {
-        Box::new(BufReader::new(f))
-    })
+/// A loose text file's lines, read through the budget: a gzipped one inflated under
+/// `max_inflated_bytes`, each line under `max_line_bytes` (never a whole line into memory).
+struct Lines {
+    reader: BufReader<Metered<Box<dyn Read>>>,
+    buf: Vec<u8>,
+    source: String,
+    limits: Limits,
 }
 
-/// `rows x cols` from a MatrixMarket header (the first line that is not a comment).
-fn mtx_shape(path: &Path, gzip: bool) -> Result<(usize, usize), String> {
-    let reader = open_text(path, gzip).map_err(|e| e.to_string())?;
-    for line in reader.lines() {
-        let line = line.map_err(|e| format!("unreadable ({e})"))?;
-        let t = line.trim();
+impl Lines {
+    fn open(path: &Path, gzip: bool, budget: &Budget, source: &str) -> std::io::Result<Self> {
+        let f = File::open(path)?;
+        let inner: Box<dyn Read> = if gzip {
+            Box::new(CappedReader::inflated(
+                flate2::read::MultiGzDecoder::new(BufReader::new(f)),
+                budget.limits(),
+                source,
+            ))
+        } else {
+            Box::new(f)
+        };
+        Ok(Self {
+            reader: BufReader::with_capacity(64 << 10, budget.metered(inner, source)),
+            buf: Vec::new(),
+            source: source.to_string(),
+            limits: *budget.limits(),
+        })
+    }
+
+    /// The next line (without its line end), `None` at the end.
+    fn next(&mut self) -> Result<Option<&[u8]>, ArchiveError> {
+        let n = read_line_capped(&mut self.reader, &mut self.buf, &self.limits, &self.source)
+            .map_err(|e| archive::read_error(e, &format!("{} is unreadable", self.source)))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut line = &self.buf[..];
+        while let [rest @ .., b'\n' | b'\r'] = line {
+            line = rest;
+        }
+        Ok(Some(line))
+    }
+
+    /// Reads to the end (a gzipped file is measured by what it inflates to); charges
+    /// the budget with what was read.
+    fn finish(mut self, budget: &mut Budget) -> Result<(), ArchiveError> {
+        let mut sink = [0u8; 64 << 10];
+        loop {
+            match self.reader.read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(archive::read_error(
+                        e,
+                        &format!("{} is unreadable", self.source),
+                    ));
+                }
+            }
+        }
+        budget.charge(self.reader.get_ref().read_so_far(), &self.source)
+    }
+}
+
+/// `rows x cols` from a MatrixMarket header (the first line that is not a comment),
+/// checked against the limits (10x matrices are features x barcodes); a gzipped matrix
+/// is then read to its end, so that what it inflates to is counted.
+fn mtx_shape(
+    path: &Path,
+    gzip: bool,
+    budget: &mut Budget,
+    source: &str,
+) -> Result<(usize, usize), ArchiveError> {
+    let mut lines = Lines::open(path, gzip, budget, source)?;
+    let shape = loop {
+        let Some(line) = lines.next()? else {
+            return Err(ArchiveError::Malformed(format!(
+                "{source}: MatrixMarket file has no size line"
+            )));
+        };
+        let t = String::from_utf8_lossy(line);
+        let t = t.trim();
         if t.is_empty() || t.starts_with('%') {
             continue;
         }
         let f: Vec<&str> = t.split_whitespace().collect();
-        let num = |i: usize| f.get(i).and_then(|s| s.parse::<usize>().ok());
-        return match (num(0), num(1)) {
-            (Some(r), Some(c)) => Ok((r, c)),
-            _ => Err(format!(
-                "MatrixMarket size line `{t}` is not `rows cols entries`"
-            )),
-        };
+        let num = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok());
+        match (num(0), num(1)) {
+            (Some(r), Some(c)) => break (r, c),
+            _ => {
+                return Err(ArchiveError::Malformed(format!(
+                    "{source}: MatrixMarket size line `{}` is not `rows cols entries`",
+                    crossomics_limits::excerpt_str(t, 80)
+                )));
+            }
+        }
+    };
+    let limits = *budget.limits();
+    limits.check(
+        Limit::Features,
+        u128::from(shape.0),
+        source,
+        "the size line's row count (features)",
+    )?;
+    limits.check(
+        Limit::Cells,
+        u128::from(shape.1),
+        source,
+        "the size line's column count (barcodes)",
+    )?;
+    if gzip {
+        lines.finish(budget)?;
+    } else {
+        budget.charge(lines.reader.get_ref().read_so_far(), source)?;
     }
-    Err("MatrixMarket file has no size line".into())
+    Ok((shape.0 as usize, shape.1 as usize))
 }
 
-/// Lines (not counting trailing empty ones) and the tab-separated columns of the first.
-fn text_shape(path: &Path, gzip: bool) -> Result<(usize, usize), String> {
-    let reader = open_text(path, gzip).map_err(|e| e.to_string())?;
+/// Lines (not counting trailing empty ones) and the tab-separated columns of the first;
+/// counting stops past `max_lines` (the table cannot fit the matrix then).
+fn text_shape(
+    path: &Path,
+    gzip: bool,
+    budget: &mut Budget,
+    source: &str,
+    max_lines: usize,
+) -> Result<(usize, usize), ArchiveError> {
+    let mut reader = Lines::open(path, gzip, budget, source)?;
     let (mut lines, mut blank_run, mut cols) = (0usize, 0usize, 0usize);
-    for line in reader.lines() {
-        let line = line.map_err(|e| format!("unreadable ({e})"))?;
-        if line.trim().is_empty() {
+    while let Some(line) = reader.next()? {
+        if line.iter().all(u8::is_ascii_whitespace) {
             blank_run += 1;
             continue;
         }
         if lines == 0 {
-            cols = line.split('\t').count();
+            cols = line.split(|&b| b == b'\t').count();
         }
         lines += 1 + blank_run;
         blank_run = 0;
+        if lines > max_lines {
+            return Ok((lines, cols));
+        }
     }
+    budget.charge(reader.reader.get_ref().read_so_far(), source)?;
     Ok((lines, cols))
 }
 
@@ -191,13 +311,13 @@ fn read_failed(e: std::io::Error) -> UploadError {
 }
 
 /// Turns a job's uploaded files (in `parts`, as received) into the [`Input`] a backend
-/// reads, unpacking archives into `dir`. `names` are the names the browser sent, used
-/// only in messages.
+/// reads, unpacking archives into `dir` under the budget (which also carries the job's
+/// cancel flag). `names` are the names the browser sent, used only in messages.
 pub fn classify(
     parts: &[PathBuf],
     names: &[String],
     dir: &Path,
-    limits: &Limits,
+    budget: &mut Budget,
 ) -> Result<Input, UploadError> {
     let io = read_failed;
     let label = |i: usize| label(names, i);
@@ -233,14 +353,12 @@ pub fn classify(
                 }
             };
             let dest = dir.join("input");
-            archive::unpack(one, format, &dest, limits).map_err(|e| match e {
-                archive::ArchiveError::Io(e) => io(e),
-                e => UploadError::bad(format!("{}: {e}", label(0))),
-            })?;
+            archive::unpack(one, format, &dest, budget)
+                .map_err(|e| UploadError::from_archive(e, Some(&label(0))))?;
             let _ = std::fs::remove_file(one);
             find_in_archive(&dest, &label(0))
         }
-        many => loose_files(many, names, dir),
+        many => loose_files(many, names, dir, budget),
     }
 }
 
@@ -255,7 +373,10 @@ fn describe_head(path: &Path) -> String {
     if is_text(&head) {
         let text = String::from_utf8_lossy(&head);
         let first = text.lines().next().unwrap_or("").trim();
-        format!("text starting `{first}`")
+        format!(
+            "text starting `{}`",
+            crossomics_limits::excerpt_str(first, 16)
+        )
     } else {
         let hex: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
         format!("binary, starting {}", hex.join(" "))
@@ -311,12 +432,18 @@ fn find_in_archive(root: &Path, label: &str) -> Result<Input, UploadError> {
 
 /// Loose files of a 10x matrix folder: one MatrixMarket matrix (features x barcodes), a
 /// table with one line per matrix row (features) and one with a line per column
-/// (barcodes). They are renamed to the names 10x gives them.
-fn loose_files(parts: &[PathBuf], names: &[String], dir: &Path) -> Result<Input, UploadError> {
+/// (barcodes). They are renamed to the names 10x gives them. Every file is read through
+/// the budget (gzipped ones counted by what they inflate to), lines one at a time.
+fn loose_files(
+    parts: &[PathBuf],
+    names: &[String],
+    dir: &Path,
+    budget: &mut Budget,
+) -> Result<Input, UploadError> {
     let io = read_failed;
     let label = |i: usize| label(names, i);
     let mut matrix = None;
-    let mut tables = Vec::new();
+    let mut texts = Vec::new();
     for (i, p) in parts.iter().enumerate() {
         match sniff(p).map_err(io)? {
             Sniffed::MatrixMarket { gzip } => {
@@ -325,15 +452,9 @@ fn loose_files(parts: &[PathBuf], names: &[String], dir: &Path) -> Result<Input,
                         "two MatrixMarket matrices were uploaded; upload one dataset at a time",
                     ));
                 }
-                let shape = mtx_shape(p, gzip)
-                    .map_err(|e| UploadError::bad(format!("{}: {e}", label(i))))?;
-                matrix = Some((i, gzip, shape));
+                matrix = Some((i, gzip));
             }
-            Sniffed::Text { gzip } => {
-                let shape = text_shape(p, gzip)
-                    .map_err(|e| UploadError::bad(format!("{}: {e}", label(i))))?;
-                tables.push((i, gzip, shape));
-            }
+            Sniffed::Text { gzip } => texts.push((i, gzip)),
             _ => {
                 return Err(UploadError::unsupported(format!(
                     "{}: unsupported file type among several files ({}); several files must be a matrix.mtx with its features.tsv and barcodes.tsv",
@@ -342,6 +463,22 @@ fn loose_files(parts: &[PathBuf], names: &[String], dir: &Path) -> Result<Input,
                 )));
             }
         }
+    }
+    // the matrix first: its shape bounds how far the tables are worth counting
+    let matrix = match matrix {
+        Some((i, gzip)) => {
+            let shape = mtx_shape(&parts[i], gzip, budget, &label(i))
+                .map_err(|e| UploadError::from_archive(e, None))?;
+            Some((i, gzip, shape))
+        }
+        None => None,
+    };
+    let max_lines = matrix.map_or(usize::MAX, |(_, _, (r, c))| r.max(c));
+    let mut tables = Vec::new();
+    for (i, gzip) in texts {
+        let shape = text_shape(&parts[i], gzip, budget, &label(i), max_lines)
+            .map_err(|e| UploadError::from_archive(e, None))?;
+        tables.push((i, gzip, shape));
     }
     let Some((mi, mgz, (rows, cols))) = matrix else {
         return Err(UploadError::bad(
@@ -402,10 +539,20 @@ mod tests {
         e.finish().unwrap()
     }
 
-    const LIMITS: Limits = Limits {
-        max_bytes: 1 << 20,
-        max_entries: 100,
-    };
+    fn limits() -> Limits {
+        Limits {
+            max_unpacked_bytes: 1 << 20,
+            max_inflated_bytes: 1 << 20,
+            max_archive_entries: 100,
+            max_line_bytes: 1024,
+            ..Limits::portal()
+        }
+    }
+
+    fn budget() -> Budget {
+        Budget::new(&limits())
+    }
+
     const MTX: &[u8] =
         b"%%MatrixMarket matrix coordinate integer general\n% c\n3 2 2\n1 1 5\n3 2 1\n";
     const FEATURES: &[u8] =
@@ -457,7 +604,7 @@ mod tests {
             chosen[pos] = &gz_features;
             let parts = write_parts(dir.path(), &chosen);
             let names = vec![String::new(); 3];
-            let input = classify(&parts, &names, dir.path(), &LIMITS).unwrap();
+            let input = classify(&parts, &names, dir.path(), &mut budget()).unwrap();
             let folder = dir.path().join("input");
             assert_eq!(input, Input::MatrixMarketDir(folder.clone()));
             assert_eq!(std::fs::read(folder.join("matrix.mtx")).unwrap(), MTX);
@@ -484,7 +631,7 @@ mod tests {
             let job = dir.path().join(format!("job-{}", kept.len() + sent.len()));
             std::fs::create_dir_all(&job).unwrap();
             let parts = write_parts(&job, &[&h5]);
-            let input = classify(&parts, &[sent.to_string()], &job, &LIMITS).unwrap();
+            let input = classify(&parts, &[sent.to_string()], &job, &mut budget()).unwrap();
             assert_eq!(input, Input::Hdf5(job.join("input").join(kept)), "{sent}");
         }
     }
@@ -495,7 +642,7 @@ mod tests {
         let mtx = b"%%MatrixMarket matrix coordinate integer general\n2 2 1\n1 1 3\n";
         let features = b"G1\tG1\tGene Expression\nG2\tG2\tGene Expression\n";
         let parts = write_parts(dir.path(), &[BARCODES, mtx, features]);
-        let input = classify(&parts, &[], dir.path(), &LIMITS).unwrap();
+        let input = classify(&parts, &[], dir.path(), &mut budget()).unwrap();
         assert_eq!(input, Input::MatrixMarketDir(dir.path().join("input")));
         let read = |n: &str| std::fs::read(dir.path().join("input").join(n)).unwrap();
         assert_eq!(read("barcodes.tsv"), BARCODES);
@@ -510,36 +657,36 @@ mod tests {
             dir.path(),
             &[MTX, FEATURES, b"AAAC-1\nAAAG-1\nAACT-1\nTTTT-1\n"],
         );
-        let e = classify(&parts, &names, dir.path(), &LIMITS).unwrap_err();
+        let e = classify(&parts, &names, dir.path(), &mut budget()).unwrap_err();
         assert!(
             e.message.contains("3 features x 2 barcodes") && e.message.contains("b.tsv"),
             "{e}"
         );
         let parts = write_parts(dir.path(), &[MTX, FEATURES]);
-        let e = classify(&parts, &names, dir.path(), &LIMITS).unwrap_err();
+        let e = classify(&parts, &names, dir.path(), &mut budget()).unwrap_err();
         assert!(e.message.contains("exactly two tables"), "{e}");
         let parts = write_parts(dir.path(), &[FEATURES, BARCODES]);
-        let e = classify(&parts, &names, dir.path(), &LIMITS).unwrap_err();
+        let e = classify(&parts, &names, dir.path(), &mut budget()).unwrap_err();
         assert!(e.message.contains("no MatrixMarket matrix"), "{e}");
         let parts = write_parts(dir.path(), &[MTX]);
-        let e = classify(&parts, &names, dir.path(), &LIMITS).unwrap_err();
+        let e = classify(&parts, &names, dir.path(), &mut budget()).unwrap_err();
         assert!(
             e.message.contains("m.mtx is a MatrixMarket matrix alone"),
             "{e}"
         );
         let parts = write_parts(dir.path(), &[b"barcode,gene\n"]);
-        let e = classify(&parts, &names, dir.path(), &LIMITS).unwrap_err();
+        let e = classify(&parts, &names, dir.path(), &mut budget()).unwrap_err();
         assert!(
             e.unsupported && e.message.contains("text starting `barcode,gene`"),
             "{e}"
         );
         let parts = write_parts(dir.path(), &[b""]);
-        let e = classify(&parts, &names, dir.path(), &LIMITS).unwrap_err();
+        let e = classify(&parts, &names, dir.path(), &mut budget()).unwrap_err();
         assert!(
             e.unsupported && e.message.contains("the file is empty"),
             "{e}"
         );
-        let e = classify(&[], &[], dir.path(), &LIMITS).unwrap_err();
+        let e = classify(&[], &[], dir.path(), &mut budget()).unwrap_err();
         assert!(e.message.contains("no file was uploaded"), "{e}");
     }
 
@@ -564,7 +711,7 @@ mod tests {
         let job = dir.path().join("a");
         std::fs::create_dir_all(&job).unwrap();
         let parts = write_parts(&job, &[&one]);
-        let input = classify(&parts, &names, &job, &LIMITS).unwrap();
+        let input = classify(&parts, &names, &job, &mut budget()).unwrap();
         assert_eq!(
             input,
             Input::MatrixMarketDir(job.join("input/filtered_feature_bc_matrix"))
@@ -574,17 +721,111 @@ mod tests {
         let job = dir.path().join("b");
         std::fs::create_dir_all(&job).unwrap();
         let parts = write_parts(&job, &[&two]);
-        let e = classify(&parts, &names, &job, &LIMITS).unwrap_err();
+        let e = classify(&parts, &names, &job, &mut budget()).unwrap_err();
         assert!(e.message.contains("2 matrix folders"), "{e}");
 
         let none = zip(&[("readme.txt", b"hello")]);
         let job = dir.path().join("c");
         std::fs::create_dir_all(&job).unwrap();
         let parts = write_parts(&job, &[&none]);
-        let e = classify(&parts, &names, &job, &LIMITS).unwrap_err();
+        let e = classify(&parts, &names, &job, &mut budget()).unwrap_err();
         assert!(
             e.message
                 .contains("sample.zip: the archive holds no matrix.mtx"),
+            "{e}"
+        );
+    }
+
+    /// `n` concatenated gzip members of `block`: what a bomb looks like, made cheaply.
+    fn gz_repeat(block: &[u8], n: usize) -> Vec<u8> {
+        gz(block).repeat(n)
+    }
+
+    #[test]
+    fn loose_gzip_bombs_are_cut_off_at_the_inflation_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = ["matrix.mtx.gz", "features.tsv.gz", "barcodes.tsv"]
+            .map(String::from)
+            .to_vec();
+        // a matrix header, then 8 MiB of comment lines
+        let mut bomb = gz(b"%%MatrixMarket matrix coordinate integer general\n");
+        bomb.extend(gz_repeat(&b"%\n".repeat(1 << 19), 8));
+        let parts = write_parts(dir.path(), &[&bomb, &gz(FEATURES), BARCODES]);
+        let e = classify(&parts, &names, dir.path(), &mut budget()).unwrap_err();
+        assert!(e.too_large, "{e}");
+        assert!(
+            e.message.starts_with("matrix.mtx.gz: ") && e.message.contains("--max-inflated-bytes"),
+            "{e}"
+        );
+        // a table that inflates to 8 MiB (of empty lines: counting lines does not stop it)
+        let table = gz_repeat(&b"\n".repeat(1 << 20), 8);
+        let parts = write_parts(dir.path(), &[&gz(MTX), &table, BARCODES]);
+        let roomy = Limits {
+            max_unpacked_bytes: 64 << 20,
+            ..limits()
+        };
+        let e = classify(&parts, &names, dir.path(), &mut Budget::new(&roomy)).unwrap_err();
+        assert!(
+            e.too_large
+                && e.message.contains("features.tsv.gz")
+                && e.message.contains("max_inflated_bytes"),
+            "{e}"
+        );
+        // each file fits, together they do not: the unpacked budget of the job
+        let l = Limits {
+            max_unpacked_bytes: 1 << 20,
+            max_inflated_bytes: 4 << 20,
+            ..limits()
+        };
+        let mut half = gz(b"%%MatrixMarket matrix coordinate integer general\n");
+        half.extend(gz_repeat(&b"%\n".repeat(1 << 18), 3));
+        let parts = write_parts(dir.path(), &[&half, &gz(FEATURES), BARCODES]);
+        let e = classify(&parts, &names, dir.path(), &mut Budget::new(&l)).unwrap_err();
+        assert!(
+            e.too_large && e.message.contains("--max-unpacked-bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_refused_after_reading_only_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = ["m.mtx", "f.tsv.gz", "b.tsv"].map(String::from).to_vec();
+        // a 1 GiB line of 'A' in 1024 gzip members of 1 MiB: a few MiB of upload
+        let line = gz_repeat(&vec![b'A'; 1 << 20], 1024);
+        let parts = write_parts(dir.path(), &[MTX, &line, BARCODES]);
+        let l = Limits {
+            max_inflated_bytes: 4 << 30,
+            max_unpacked_bytes: 4 << 30,
+            ..limits()
+        };
+        let t = std::time::Instant::now();
+        let e = classify(&parts, &names, dir.path(), &mut Budget::new(&l)).unwrap_err();
+        assert!(
+            e.too_large && e.message.contains("f.tsv.gz") && e.message.contains("--max-line-bytes"),
+            "{e}"
+        );
+        // stopped at the first line, not after inflating the gigabyte
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        // the same in a matrix header
+        let mut mtx = b"%%MatrixMarket matrix coordinate integer general\n%".to_vec();
+        mtx.extend(vec![b'x'; 4096]);
+        let parts = write_parts(dir.path(), &[&mtx, FEATURES, BARCODES]);
+        let e = classify(&parts, &names, dir.path(), &mut budget()).unwrap_err();
+        assert!(
+            e.message.contains("m.mtx") && e.message.contains("max_line_bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_matrix_claiming_more_cells_than_the_limit_is_refused_at_its_size_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mtx = b"%%MatrixMarket matrix coordinate integer general\n3 1000000000000 1\n1 1 1\n";
+        let parts = write_parts(dir.path(), &[mtx, FEATURES, BARCODES]);
+        let e = classify(&parts, &["a.mtx".into()], dir.path(), &mut budget()).unwrap_err();
+        assert!(
+            e.too_large && e.message.contains("a.mtx") && e.message.contains("--max-cells"),
             "{e}"
         );
     }

@@ -16,6 +16,7 @@ use crossomics_data::transfer::{
     self, FeatureCoverage, GenomeBuild, Modality, ModelFeatures, PeakAggregation, Upload,
 };
 use crossomics_data::{CellTable, Csr, PairedDataset, Peak};
+use crossomics_limits::{Limit, Limits};
 use crossomics_translators::{Direction, Prediction, TranslationData, Translator};
 use ndarray::Array2;
 
@@ -182,13 +183,16 @@ impl SavedTranslator {
 
     /// Translates `source` in `direction`: build check (ATAC), feature matching,
     /// coverage check (`min_coverage`, else the config's), the run's preprocessing, the
-    /// model. `declared` is the build the user says the data is in.
+    /// model. `declared` is the build the user says the data is in. The prediction is a
+    /// dense cells x target-features array: its size is checked against
+    /// `limits.max_dense_values` before anything is computed.
     pub fn translate(
         &self,
         source: &SourceData,
         direction: Direction,
         declared: Option<GenomeBuild>,
         min_coverage: Option<f64>,
+        limits: &Limits,
     ) -> Result<Translated> {
         let upload = source.upload();
         let name = upload.source().display().to_string();
@@ -240,6 +244,19 @@ impl SavedTranslator {
                 .map(|f| (found.get(f.as_str()).copied().unwrap_or(false), f.clone())),
             model_names.len(),
         );
+        let targets = match direction {
+            Direction::RnaToAtac => self.fitted.peaks.len(),
+            Direction::AtacToRna => self.fitted.genes.len(),
+        };
+        limits.check(
+            Limit::DenseValues,
+            projected.matrix.nrows() as u128 * targets as u128,
+            &name,
+            &format!(
+                "the prediction ({} cells x {targets} features, dense)",
+                projected.matrix.nrows()
+            ),
+        )?;
         let min = min_coverage.unwrap_or(self.config.translation.min_coverage);
         transfer::require_coverage(&coverage, min, &name)?;
         let aligned = projected.matrix;
@@ -334,16 +351,22 @@ pub fn write_h5ad(out: &Path, t: &Translated) -> Result<Vec<PathBuf>> {
 
 /// One modality of new cells from an `.h5ad` (raw counts in `X` or in `layer`); RNA
 /// with the Ensembl ids of `var["gene_ids"]` where the file has them.
-pub fn read_h5ad(path: &Path, modality: Modality, layer: Option<&str>) -> Result<SourceData> {
+pub fn read_h5ad(
+    path: &Path,
+    modality: Modality,
+    layer: Option<&str>,
+    limits: &Limits,
+) -> Result<SourceData> {
     let opts = crossomics_data::h5ad::ReadOptions {
         layer: layer.map(str::to_string),
         require_counts: true,
+        limits: *limits,
     };
     let m = crossomics_data::h5ad::read_with(path, &opts)?;
     Ok(match modality {
         // Ensembl ids beside the symbols, where the file has them (10x-derived files)
         Modality::Rna => SourceData::Rna {
-            ids: crossomics_data::h5ad::read_var_column(path, "gene_ids")?,
+            ids: crossomics_data::h5ad::read_var_column(path, "gene_ids", limits)?,
             data: m,
         },
         Modality::Atac => SourceData::Atac(crossomics_data::h5ad::parse_peaks(m)?),
@@ -388,10 +411,11 @@ pub fn read_source(
     path: &Path,
     modality: Modality,
     layer: Option<&str>,
+    limits: &Limits,
     paired: impl Fn(&Path) -> Result<PairedDataset>,
 ) -> Result<SourceData> {
     if path.extension().and_then(|e| e.to_str()) == Some("h5ad") {
-        return read_h5ad(path, modality, layer);
+        return read_h5ad(path, modality, layer, limits);
     }
     let d = paired(path)?;
     Ok(SourceData::from_paired(&d, modality, path))

@@ -50,6 +50,14 @@ pub struct ExperimentConfig {
     pub translation: TranslationConfig,
     #[serde(default)]
     pub output: OutputConfig,
+    /// `[limits]`: what an input file may claim before it is refused (cells, features,
+    /// entries, inflated bytes, ...; see `docs/configs.md`). Raise them for atlases.
+    #[serde(default, skip_serializing_if = "is_default_limits")]
+    pub limits: crossomics_limits::Limits,
+}
+
+fn is_default_limits(l: &crossomics_limits::Limits) -> bool {
+    *l == crossomics_limits::Limits::default()
 }
 
 /// `[cell_metadata]`: labels kept outside the count files (cell types, donors, time).

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod config;
 pub mod experiment;
+pub mod limit_args;
 pub mod pipeline;
 pub mod progress;
 pub mod rundir;

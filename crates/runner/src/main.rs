@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use crossomics_limits::Limits;
 use crossomics_runner::config::ExperimentConfig;
 use crossomics_runner::experiment;
 use crossomics_runner::rundir::{self, Meta, RunDir};
@@ -150,6 +151,8 @@ enum Cmd {
         /// Output `.h5ad`.
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        limits: crossomics_runner::limit_args::LimitArgs,
     },
     /// Predict the other modality of new cells with a finished translation run's saved
     /// model: genes matched by name or Ensembl id, peaks by genomic overlap; refused when
@@ -179,12 +182,23 @@ enum Cmd {
         /// Output `.h5ad`.
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        limits: crossomics_runner::limit_args::LimitArgs,
+    },
+    /// One portal job in a process of its own (started by `crossomics serve`, which
+    /// watches its memory and time): reads the job file, writes the results beside it.
+    #[command(hide = true)]
+    PortalJob {
+        /// The job description (JSON) the server wrote.
+        job: PathBuf,
     },
     /// Serve the web portal: upload single-cell data of one modality, download the other
     /// predicted by the translation runs of a models folder (with none there, a default
     /// model is trained once on the bundled sample).
     Serve {
-        /// The one address to listen on.
+        /// The one address to listen on (loopback by default: serving on another
+        /// address needs a reverse proxy with TLS and authentication in front, see
+        /// docs/portal.md, Security).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
         /// Folder of finished translation runs (searched 4 levels deep).
@@ -194,14 +208,8 @@ enum Cmd {
         #[arg(long, default_value = "portal-jobs")]
         work_dir: PathBuf,
         /// Largest upload (bytes, or with KiB/MiB/GiB).
-        #[arg(long, default_value = "2GiB", value_parser = parse_size)]
+        #[arg(long, default_value = "2GiB", value_parser = crossomics_runner::limit_args::parse_size)]
         max_upload: u64,
-        /// Largest total size an uploaded archive may unpack to.
-        #[arg(long, default_value = "8GiB", value_parser = parse_size)]
-        max_unpacked: u64,
-        /// Most entries an uploaded archive may hold.
-        #[arg(long, default_value_t = 1000)]
-        max_entries: usize,
         /// Jobs that may wait beyond those running; more are answered "busy".
         #[arg(long, default_value_t = 16)]
         queue: usize,
@@ -211,6 +219,44 @@ enum Cmd {
         /// Seconds a finished job's results stay downloadable.
         #[arg(long, default_value_t = 86_400)]
         ttl_seconds: u64,
+        /// Another host name the portal answers to (NAME, any port, or NAME:PORT), beside
+        /// the address it listens on and localhost at its port: the name users or a
+        /// reverse proxy use. Repeatable.
+        #[arg(long = "allowed-host", value_name = "NAME[:PORT]")]
+        allowed_hosts: Vec<String>,
+        /// Seconds a client has to send a request's headers (idle connections are
+        /// closed after them too).
+        #[arg(long, default_value_t = crossomics_portal::PortalConfig::default().header_timeout.as_secs())]
+        header_timeout_seconds: u64,
+        /// Seconds an upload may send nothing (or a client read nothing of an answer)
+        /// before it is given up.
+        #[arg(long, default_value_t = crossomics_portal::PortalConfig::default().body_idle_timeout.as_secs())]
+        body_idle_timeout_seconds: u64,
+        /// Connections open at once; more are answered 503 and closed.
+        #[arg(long, default_value_t = crossomics_portal::PortalConfig::default().max_connections)]
+        max_connections: usize,
+        /// Uploads received at once; they count with the jobs for "busy".
+        #[arg(long, default_value_t = crossomics_portal::PortalConfig::default().max_uploads_in_flight)]
+        max_uploads_in_flight: usize,
+        /// Files in one upload.
+        #[arg(long, default_value_t = crossomics_portal::PortalConfig::default().max_parts)]
+        max_parts: usize,
+        /// Bytes of one text form field (model, genome).
+        #[arg(long, default_value_t = crossomics_portal::PortalConfig::default().max_field_bytes)]
+        max_field_bytes: usize,
+        /// Seconds one job may compute; then it is stopped and fails.
+        #[arg(long, default_value_t = crossomics_portal::PortalConfig::default().job_timeout.as_secs())]
+        job_timeout_seconds: u64,
+        /// Disk all job folders may use together: the oldest results are deleted to make
+        /// room, and when that is not enough uploads are refused.
+        #[arg(long, default_value = "20GiB", value_parser = crossomics_runner::limit_args::parse_size)]
+        disk_quota: u64,
+        /// Memory one job's computation may use.
+        #[arg(long, default_value = "4GiB", value_parser = crossomics_runner::limit_args::parse_size)]
+        job_memory: u64,
+        /// Input limits (the portal's stricter defaults; see docs/portal.md).
+        #[command(flatten)]
+        limits: crossomics_runner::limit_args::LimitArgs,
         /// Do not train the default model when the models folder holds none.
         #[arg(long)]
         no_default_models: bool,
@@ -400,7 +446,12 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Table { dir } => print_table(&dir),
-        Cmd::Embed { run, data, out } => embed(&run, &data, &out),
+        Cmd::Embed {
+            run,
+            data,
+            out,
+            limits,
+        } => embed(&run, &data, &out, &limits.apply(Limits::default())),
         Cmd::Translate {
             run,
             data,
@@ -409,6 +460,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             layer,
             min_coverage,
             out,
+            limits,
         } => translate(
             &run,
             &data,
@@ -417,7 +469,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             layer.as_deref(),
             min_coverage,
             &out,
+            &limits.apply(Limits::default()),
         ),
+        Cmd::PortalJob { job } => crossomics_runner::serve::job_main(&job),
         Cmd::Fetch {
             name,
             dir,
@@ -429,11 +483,20 @@ fn dispatch(cli: Cli) -> Result<()> {
             models,
             work_dir,
             max_upload,
-            max_unpacked,
-            max_entries,
             queue,
             workers,
             ttl_seconds,
+            allowed_hosts,
+            header_timeout_seconds,
+            body_idle_timeout_seconds,
+            max_connections,
+            max_uploads_in_flight,
+            max_parts,
+            max_field_bytes,
+            job_timeout_seconds,
+            disk_quota,
+            job_memory,
+            limits,
             no_default_models,
             stop_on_stdin_eof,
         } => {
@@ -443,15 +506,25 @@ fn dispatch(cli: Cli) -> Result<()> {
                     std::process::exit(0);
                 });
             }
+            let secs = std::time::Duration::from_secs;
             let config = crossomics_portal::PortalConfig {
                 addr,
                 work_dir,
                 max_upload_bytes: max_upload,
-                max_unpacked_bytes: max_unpacked,
-                max_archive_entries: max_entries,
+                limits: limits.apply(crossomics_limits::Limits::portal()),
                 queue_capacity: queue,
                 workers,
-                job_ttl: std::time::Duration::from_secs(ttl_seconds),
+                job_ttl: secs(ttl_seconds),
+                allowed_hosts,
+                header_timeout: secs(header_timeout_seconds.max(1)),
+                body_idle_timeout: secs(body_idle_timeout_seconds.max(1)),
+                max_connections,
+                max_uploads_in_flight,
+                max_parts,
+                max_field_bytes,
+                job_timeout: secs(job_timeout_seconds.max(1)),
+                disk_quota_bytes: disk_quota,
+                job_memory_bytes: job_memory,
             };
             serve(config, &models, !no_default_models)
         }
@@ -488,9 +561,10 @@ fn dispatch(cli: Cli) -> Result<()> {
             p.n_batches = batches.unwrap_or(p.n_batches);
             p.seed = seed.unwrap_or(p.seed);
             let calibration = match &calibrate_from {
-                Some(dir) => {
-                    Calibration::fit(&crossomics_data::plain::read_dir(dir)?, Some(&type_column))?
-                }
+                Some(dir) => Calibration::fit(
+                    &crossomics_data::plain::read_dir(dir, &crossomics_limits::Limits::default())?,
+                    Some(&type_column),
+                )?,
                 None => Calibration::bundled()?,
             };
             let sim = Simulator::new(&p, &calibration)?;
@@ -897,12 +971,12 @@ fn print_table(dir: &Path) -> Result<()> {
 }
 
 /// The dataset `--data` names: a plain folder, an `.h5mu` file or a TOML `[dataset]`.
-fn dataset_at(path: &Path) -> Result<crossomics_data::PairedDataset> {
+fn dataset_at(path: &Path, limits: &Limits) -> Result<crossomics_data::PairedDataset> {
     use crossomics_data::config::DatasetConfig;
     let text_config = |text: String, base: &Path| -> Result<_> {
         let cfg: DatasetConfig = toml::from_str(&text)
             .with_context(|| format!("{}: not a dataset description", path.display()))?;
-        cfg.load(base)
+        cfg.load(base, limits)
             .with_context(|| format!("loading {}", path.display()))
     };
     let quoted = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
@@ -937,33 +1011,13 @@ fn dataset_at(path: &Path) -> Result<crossomics_data::PairedDataset> {
     }
 }
 
-/// `2GiB`, `500MiB`, `64KiB`, `1000` (bytes).
-fn parse_size(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}`: expected a size such as 2GiB, 500MiB or 1000"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" | "kb" => 1 << 10,
-        "m" | "mib" | "mb" => 1 << 20,
-        "g" | "gib" | "gb" => 1 << 30,
-        other => {
-            return Err(format!(
-                "`{s}`: unknown unit `{other}` (use KiB, MiB or GiB)"
-            ));
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("`{s}` is too large"))
-}
-
 /// `crossomics serve`: the portal over the translation runs in `models`.
 fn serve(config: crossomics_portal::PortalConfig, models: &Path, defaults: bool) -> Result<()> {
     use std::io::Write;
     let backend = crossomics_runner::serve::TranslatorBackend::new(models)?;
+    // each job runs in a process of its own (bounded in memory and time by the portal's
+    // settings); what its upload may claim:
+    backend.set_limits(config.limits);
     if defaults {
         backend.train_defaults_if_empty(
             std::env::current_exe().context("locating the crossomics binary")?,
@@ -978,6 +1032,7 @@ fn serve(config: crossomics_portal::PortalConfig, models: &Path, defaults: bool)
 }
 
 /// `crossomics translate`: a saved translator's prediction of new data's other modality.
+#[allow(clippy::too_many_arguments)] // one per command-line option
 fn translate(
     run_dir: &Path,
     data: &Path,
@@ -986,6 +1041,7 @@ fn translate(
     layer: Option<&str>,
     min_coverage: Option<f64>,
     out: &Path,
+    limits: &Limits,
 ) -> Result<()> {
     use crossomics_runner::apply;
     let saved = apply::SavedTranslator::load(run_dir)?;
@@ -1003,9 +1059,15 @@ fn translate(
         .transpose()
         .map_err(|e| anyhow::anyhow!("--genome: {e}"))?;
     let clock = Instant::now();
-    let source = apply::read_source(data, apply::source_modality(direction), layer, dataset_at)?;
+    let source = apply::read_source(
+        data,
+        apply::source_modality(direction),
+        layer,
+        limits,
+        |p| dataset_at(p, limits),
+    )?;
     let read_s = clock.elapsed().as_secs_f64();
-    let t = saved.translate(&source, direction, declared, min_coverage)?;
+    let t = saved.translate(&source, direction, declared, min_coverage, limits)?;
     let translate_s = clock.elapsed().as_secs_f64() - read_s;
     let c = &t.coverage;
     eprintln!(
@@ -1041,7 +1103,7 @@ fn translate(
 }
 
 /// `crossomics embed`: a saved model's latent means of new data.
-fn embed(run_dir: &Path, data: &Path, out: &Path) -> Result<()> {
+fn embed(run_dir: &Path, data: &Path, out: &Path, limits: &Limits) -> Result<()> {
     use crossomics_data::fitted::FittedPreprocessing;
     use crossomics_translators::sailerx::{RnaInput, SailerxInput};
     let file = |name: &str| -> Result<PathBuf> {
@@ -1062,7 +1124,7 @@ fn embed(run_dir: &Path, data: &Path, out: &Path) -> Result<()> {
         "model.json",
     )?)?)
     .with_context(|| format!("{}: not a model.json", run_dir.join("model.json").display()))?;
-    let dataset = dataset_at(data)?;
+    let dataset = dataset_at(data, limits)?;
     let t = fitted
         .apply(&dataset)
         .with_context(|| format!("preprocessing {} as the run did", data.display()))?;
@@ -1409,25 +1471,6 @@ fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_units() {
-        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
-        assert_eq!(parse_size("500MiB"), Ok(500 << 20));
-        assert_eq!(parse_size("64k"), Ok(64 << 10));
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert!(
-            parse_size("2 parsecs")
-                .unwrap_err()
-                .contains("unknown unit")
-        );
-        assert!(parse_size("GiB").is_err());
-        assert!(
-            parse_size("99999999999GiB")
-                .unwrap_err()
-                .contains("too large")
-        );
-    }
 
     #[test]
     fn plot_labels_keep_the_swept_values() {

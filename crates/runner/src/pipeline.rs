@@ -42,7 +42,10 @@ pub struct Prepared {
 
 /// Preprocessing as the quickstart config describes it.
 pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
-    let mut loaded = cfg.dataset.load(base).context("loading the dataset")?;
+    let mut loaded = cfg
+        .dataset
+        .load(base, &cfg.limits)
+        .context("loading the dataset")?;
     if let Some(meta) = &cfg.cell_metadata {
         let path = base.join(&meta.path);
         let table = crossomics_data::tables::read_table(&path)?;

@@ -8,19 +8,22 @@
 //! carried in the binary: BABEL on the bundled BMMC sample, both directions) once, in a
 //! child `crossomics run` whose epochs show on the page.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossomics_data::transfer::{GenomeBuild, Modality};
+use crossomics_limits::Limits;
 use crossomics_portal::{
     Backend, BackendStatus, Coverage, FeatureMean, Input, ModelInfo, PredictOutput, PredictRequest,
     ResultFile, Stage, Summary,
 };
 use crossomics_translators::{Direction, Prediction};
 use ndarray::Array2;
+use serde::{Deserialize, Serialize};
 
 use crate::apply::{self, SavedTranslator, SourceData, Translated};
 use crate::progress::{PROGRESS_ENV, parse_progress};
@@ -32,8 +35,9 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/portal/default.t
 const PICTURE_CELLS: usize = 3000;
 
 struct Loaded {
+    /// the run folder (a job process loads the model from here)
+    dir: PathBuf,
     infos: Vec<(ModelInfo, Direction)>,
-    saved: Mutex<SavedTranslator>,
 }
 
 /// Saved translators served to the portal.
@@ -44,6 +48,10 @@ pub struct TranslatorBackend {
     note: Mutex<Option<String>>,
     defaults: AtomicBool,
     device: String,
+    /// the `crossomics` binary that runs each job in a process of its own
+    exe: PathBuf,
+    /// what an upload may claim (`crossomics serve --max-*`)
+    limits: RwLock<Limits>,
 }
 
 impl std::fmt::Debug for TranslatorBackend {
@@ -183,6 +191,8 @@ impl TranslatorBackend {
             note: Mutex::new(None),
             defaults: AtomicBool::new(false),
             device,
+            exe: std::env::current_exe().context("locating the crossomics binary")?,
+            limits: RwLock::new(Limits::portal()),
         });
         b.rescan();
         Ok(b)
@@ -195,10 +205,7 @@ impl TranslatorBackend {
             match SavedTranslator::load(&dir) {
                 Ok(saved) => {
                     let infos = describe(&dir, &saved);
-                    loaded.push(Arc::new(Loaded {
-                        infos,
-                        saved: Mutex::new(saved),
-                    }));
+                    loaded.push(Arc::new(Loaded { dir, infos }));
                 }
                 Err(e) => tracing::warn!("skipping {}: {e:#}", dir.display()),
             }
@@ -285,35 +292,240 @@ impl TranslatorBackend {
         })
     }
 
+    /// Holds every later upload to `limits` (`crossomics serve`'s `--max-*` flags).
+    pub fn set_limits(&self, limits: Limits) {
+        *unpoison(self.limits.write()) = limits;
+    }
+
+    /// Runs one job in a child `crossomics portal-job` and watches it: a crash, an
+    /// abort or running out of memory in the readers or the model ends that process, not
+    /// the server, and the job fails with the reason.
     fn run(&self, r: &PredictRequest, stage: &dyn Fn(Stage)) -> Result<PredictOutput> {
         let (loaded, direction, kind) = self
             .find(&r.model_id)
             .with_context(|| format!("unknown model `{}`", r.model_id))?;
-        stage(Stage::Preprocessing);
-        let modality = apply::source_modality(direction);
-        let source = read_upload(&r.input, modality)?;
-        let declared = r
+        let job = JobFile {
+            run_dir: loaded.dir.clone(),
+            direction,
+            kind,
+            input: match &r.input {
+                Input::Hdf5(p) => JobInput::Hdf5(p.clone()),
+                Input::MatrixMarketDir(d) => JobInput::MatrixMarketDir(d.clone()),
+            },
+            genome: r.genome.clone(),
+            out_dir: r.out_dir.clone(),
+            limits: *unpoison(self.limits.read()),
+        };
+        let job_path = r.out_dir.join(JOB_FILE);
+        crate::rundir::write_atomic(&job_path, serde_json::to_string_pretty(&job)?.as_bytes())?;
+        run_child(
+            &self.exe,
+            &job_path,
+            r.memory_limit_bytes,
+            r.deadline,
+            stage,
+        )?;
+        let result = r.out_dir.join(RESULT_FILE);
+        let text = std::fs::read_to_string(&result)
+            .with_context(|| "the job process ended without writing its results")?;
+        let _ = std::fs::remove_file(&job_path);
+        let _ = std::fs::remove_file(&result);
+        Ok(serde_json::from_str(&text).context("the job process's results")?)
+    }
+}
+
+/// The file a job process reads (in the job's folder).
+const JOB_FILE: &str = "job.json";
+/// What a job process writes when it succeeds.
+const RESULT_FILE: &str = "result.json";
+/// What a job process writes when it fails: the reason, for the user.
+const ERROR_FILE: &str = "error.txt";
+/// The stage lines a job process prints on its standard output.
+const STAGE_PREFIX: &str = "crossomics-stage: ";
+
+/// What the server hands a job process.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobFile {
+    run_dir: PathBuf,
+    direction: Direction,
+    kind: String,
+    input: JobInput,
+    genome: Option<String>,
+    out_dir: PathBuf,
+    limits: Limits,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum JobInput {
+    Hdf5(PathBuf),
+    MatrixMarketDir(PathBuf),
+}
+
+/// Starts `exe portal-job JOB` and waits for it, forwarding its stages; kills it when its
+/// resident memory passes `memory_bytes` or it is still running at `deadline`.
+fn run_child(
+    exe: &Path,
+    job: &Path,
+    memory_bytes: u64,
+    deadline: Option<Instant>,
+    stage: &dyn Fn(Stage),
+) -> Result<()> {
+    let out_dir = job.parent().unwrap_or(Path::new("."));
+    let mut child = std::process::Command::new(exe)
+        .arg("portal-job")
+        .arg(job)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting a job process ({})", exe.display()))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        if let Some(out) = stdout {
+            // a line is a stage name; bounded, whatever the process prints
+            for line in std::io::BufReader::new(out.take(1 << 20))
+                .lines()
+                .map_while(|l| l.ok())
+            {
+                if let Some(s) = line.strip_prefix(STAGE_PREFIX) {
+                    let _ = tx.send(s.trim().to_string());
+                }
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut peak = 0u64;
+    let stopped = loop {
+        while let Ok(s) = rx.try_recv() {
+            match s.as_str() {
+                "preprocessing" => stage(Stage::Preprocessing),
+                "predicting" => stage(Stage::Predicting),
+                _ => {}
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            break Ok(status);
+        }
+        if let Some(rss) = resident_bytes(child.id()) {
+            peak = peak.max(rss);
+            if rss > memory_bytes {
+                break Err(format!(
+                    "the job was stopped: it needed more than {} of memory (the server's job memory limit, `crossomics serve --job-memory`); try fewer cells per upload",
+                    crossomics_portal::human_bytes(memory_bytes)
+                ));
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break Err(format!(
+                "the job was stopped after {} s (the server's job time limit, `crossomics serve --job-timeout-seconds`); try fewer cells per upload",
+                started.elapsed().as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let status = match stopped {
+        Ok(status) => status,
+        Err(reason) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = reader.join();
+            anyhow::bail!(reason);
+        }
+    };
+    let _ = reader.join();
+    while let Ok(s) = rx.try_recv() {
+        if s == "predicting" {
+            stage(Stage::Predicting);
+        }
+    }
+    tracing::debug!("job process peak resident memory {peak} bytes");
+    if status.success() {
+        return Ok(());
+    }
+    // the job's own reason, when it could write one (bounded: the file is the job's)
+    let mut reason = String::new();
+    if let Ok(f) = std::fs::File::open(out_dir.join(ERROR_FILE)) {
+        let _ = f.take(16 << 10).read_to_string(&mut reason);
+    }
+    let _ = std::fs::remove_file(out_dir.join(ERROR_FILE));
+    if !reason.trim().is_empty() {
+        anyhow::bail!("{}", reason.trim());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            anyhow::bail!(
+                "the job process crashed (signal {signal}) while reading the upload or predicting; the file may be malformed"
+            );
+        }
+    }
+    anyhow::bail!("the job process failed ({status}) without saying why")
+}
+
+/// The resident set of process `pid` in bytes (Linux `/proc`); `None` elsewhere.
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// `crossomics portal-job JOB`: one job, in the process the server started for it.
+/// Writes `result.json` beside the job file, or `error.txt` with the reason.
+pub fn job_main(job_path: &Path) -> Result<()> {
+    let dir = job_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let result = (|| -> Result<PredictOutput> {
+        let text = std::fs::read_to_string(job_path)
+            .with_context(|| format!("reading {}", job_path.display()))?;
+        let job: JobFile = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a job file", job_path.display()))?;
+        let say = |s: &str| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{STAGE_PREFIX}{s}");
+            let _ = out.flush();
+        };
+        say("preprocessing");
+        let saved = SavedTranslator::load(&job.run_dir)?;
+        let modality = apply::source_modality(job.direction);
+        let source = read_upload(&job.input, modality, &job.limits)?;
+        let declared = job
             .genome
             .as_deref()
             .map(str::parse::<GenomeBuild>)
             .transpose()
             .map_err(|e| anyhow::anyhow!("genome: {e}"))?;
-        stage(Stage::Predicting);
-        let t = unpoison(loaded.saved.lock()).translate(&source, direction, declared, None)?;
-        write_results(&r.out_dir, &t, &kind)
+        say("predicting");
+        let t = saved.translate(&source, job.direction, declared, None, &job.limits)?;
+        write_results(&job.out_dir, &t, &job.kind)
+    })();
+    match result {
+        Ok(out) => crate::rundir::write_atomic(
+            &dir.join(RESULT_FILE),
+            serde_json::to_string(&out)?.as_bytes(),
+        ),
+        Err(e) => {
+            let _ = crate::rundir::write_atomic(&dir.join(ERROR_FILE), format!("{e:#}").as_bytes());
+            Err(e)
+        }
     }
 }
 
 /// One modality of an upload, whatever the container.
-fn read_upload(input: &Input, modality: Modality) -> Result<SourceData> {
+fn read_upload(input: &JobInput, modality: Modality, limits: &Limits) -> Result<SourceData> {
     match input {
-        Input::Hdf5(p) if crossomics_data::tenx::is_tenx_h5(p) => {
-            apply::from_tenx(crossomics_data::tenx::read_h5_parts(p)?, modality)
+        JobInput::Hdf5(p) if crossomics_data::tenx::is_tenx_h5(p, limits) => {
+            apply::from_tenx(crossomics_data::tenx::read_h5_parts(p, limits)?, modality)
         }
-        Input::Hdf5(p) => apply::read_h5ad(p, modality, None),
-        Input::MatrixMarketDir(d) => {
-            apply::from_tenx(crossomics_data::tenx::read_mtx_dir_parts(d)?, modality)
-        }
+        JobInput::Hdf5(p) => apply::read_h5ad(p, modality, None, limits),
+        JobInput::MatrixMarketDir(d) => apply::from_tenx(
+            crossomics_data::tenx::read_mtx_dir_parts(d, limits)?,
+            modality,
+        ),
     }
 }
 
@@ -342,18 +554,27 @@ fn write_mtx_zip(dest: &Path, t: &Translated) -> Result<()> {
         Modality::Atac => crossomics_data::tenx::PEAKS,
         Modality::Rna => crossomics_data::tenx::GENE_EXPRESSION,
     };
-    let features: String = t
+    let features = t
         .features
         .iter()
-        .map(|f| format!("{f}\t{f}\t{feature_type}\n"))
-        .collect();
-    std::fs::write(scratch.join("features.tsv"), features)?;
-    let barcodes: String = t
+        .enumerate()
+        .map(|(i, f)| tsv_field("feature", i, f).map(|f| format!("{f}\t{f}\t{feature_type}\n")))
+        .collect::<Result<String>>();
+    let barcodes = t
         .cells
         .barcodes()
         .iter()
-        .map(|b| format!("{b}\n"))
-        .collect();
+        .enumerate()
+        .map(|(i, b)| tsv_field("barcode", i, b).map(|b| format!("{b}\n")))
+        .collect::<Result<String>>();
+    let (features, barcodes) = match (features, barcodes) {
+        (Ok(f), Ok(b)) => (f, b),
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(e);
+        }
+    };
+    std::fs::write(scratch.join("features.tsv"), features)?;
     std::fs::write(scratch.join("barcodes.tsv"), barcodes)?;
     let result = crossomics_portal::archive::write_zip(
         dest,
@@ -365,6 +586,21 @@ fn write_mtx_zip(dest: &Path, t: &Translated) -> Result<()> {
     );
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(result?)
+}
+
+/// `name` as one field of a TSV line: refused (naming the `what` and its position) when
+/// it holds a tab, a line break or another control character, which would shift the
+/// columns or add lines (10x's own files never hold them, and no reader unescapes them).
+pub fn tsv_field<'a>(what: &str, index: usize, name: &'a str) -> Result<&'a str> {
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        anyhow::bail!(
+            "{what} {} (`{}`) contains the control character {:?}, which a TSV file cannot hold; rename it (the h5ad download keeps it as it is)",
+            index + 1,
+            crossomics_limits::excerpt_str(name, 60),
+            c
+        );
+    }
+    Ok(name)
 }
 
 fn tempfile_dir(beside: &Path) -> Result<PathBuf> {
@@ -446,6 +682,14 @@ fn picture(path: &Path, t: &Translated, embedding: &Array2<f32>, kind: &str) -> 
 }
 
 fn write_results(dir: &Path, t: &Translated, kind: &str) -> Result<PredictOutput> {
+    // every name must fit the TSV files of the MatrixMarket download: checked before
+    // any file is written
+    for (i, f) in t.features.iter().enumerate() {
+        tsv_field("feature", i, f)?;
+    }
+    for (i, b) in t.cells.barcodes().iter().enumerate() {
+        tsv_field("barcode", i, b)?;
+    }
     let mut files = Vec::new();
     let h5ad = dir.join("prediction.h5ad");
     for p in apply::write_h5ad(&h5ad, t)? {

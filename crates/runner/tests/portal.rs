@@ -380,7 +380,15 @@ fn expected(
     direction: Direction,
 ) -> (Vec<String>, Vec<String>, ndarray::Array2<f32>) {
     let saved = SavedTranslator::load(&saved_run()).unwrap();
-    let t = saved.translate(source, direction, None, None).unwrap();
+    let t = saved
+        .translate(
+            source,
+            direction,
+            None,
+            None,
+            &crossomics_limits::Limits::default(),
+        )
+        .unwrap();
     (
         t.cells.barcodes().to_vec(),
         t.features.clone(),
@@ -513,14 +521,15 @@ fn rna_uploads_in_every_container_predict_atac_as_the_saved_model() {
             &z,
             crossomics_portal::archive::Format::Zip,
             &out,
-            &crossomics_portal::archive::Limits {
-                max_bytes: 1 << 30,
-                max_entries: 10,
-            },
+            &mut crossomics_portal::archive::Budget::new(&crossomics_limits::Limits::default()),
         )
         .unwrap();
         let folder = out.join("prediction");
-        let m = crossomics_data::mtx::read_path(&folder.join("matrix.mtx.gz")).unwrap();
+        let m = crossomics_data::mtx::read_path(
+            &folder.join("matrix.mtx.gz"),
+            &crossomics_limits::Limits::default(),
+        )
+        .unwrap();
         assert_eq!(
             (m.nrows(), m.ncols()),
             (want.1.len(), want.0.len()),
@@ -938,4 +947,150 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Rewrites `obs/_index` of an h5ad of `n` cells as fixed-length strings stored in
+/// `target` (HDF5 external storage).
+fn index_stored_in(path: &Path, n: usize, target: &Path) {
+    let f = hdf5::File::open_rw(path).unwrap();
+    let obs = f.group("obs").unwrap();
+    let index: hdf5::types::VarLenUnicode = obs.attr("_index").unwrap().read_scalar().unwrap();
+    obs.unlink(index.as_str()).unwrap();
+    obs.new_dataset::<hdf5::types::FixedAscii<16>>()
+        .shape(n)
+        .external(target.to_str().unwrap(), 0, 16 * n)
+        .create(index.as_str())
+        .unwrap();
+}
+
+/// Hostile files (the untrusted-input issue, cases 1, 2, 7 and 8): each fails its own
+/// job with a clear reason that quotes nothing of the server's files; the server lives on
+/// (same process, answering) and computes the next good job.
+#[test]
+fn hostile_uploads_fail_their_job_and_the_server_survives() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let d = test_cells();
+    let rna_model = model_id("rna_to_atac");
+    let good_path = dir.path().join("rna.h5ad");
+    write_rna_h5ad(&good_path, &d);
+    let good = std::fs::read(&good_path).unwrap();
+    let n = d.n_cells();
+    let hostile = |name: &str, change: &dyn Fn(&Path)| -> Vec<u8> {
+        let p = dir.path().join(name);
+        std::fs::copy(&good_path, &p).unwrap();
+        change(&p);
+        std::fs::read(&p).unwrap()
+    };
+    // 1. external storage on /etc/passwd, an external link, external storage on a FIFO
+    let passwd = hostile("passwd.h5ad", &|p| {
+        index_stored_in(p, n, Path::new("/etc/passwd"))
+    });
+    let other = dir.path().join("other.h5ad");
+    std::fs::copy(&good_path, &other).unwrap();
+    let linked = hostile("linked.h5ad", &|p| {
+        let f = hdf5::File::open_rw(p).unwrap();
+        f.unlink("var").unwrap();
+        f.link_external(other.to_str().unwrap(), "/var", "var")
+            .unwrap();
+    });
+    let fifo = dir.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|st| st.success())
+    );
+    let piped = hostile("piped.h5ad", &|p| index_stored_in(p, n, &fifo));
+    // 2. a 10x folder whose matrix.mtx claims 10^12 rows: a few hundred bytes zipped
+    let claims: Files = vec![
+        (
+            "matrix.mtx".into(),
+            b"%%MatrixMarket matrix coordinate integer general\n1000000000000 1000000000000 1\n1 1 1\n"
+                .to_vec(),
+        ),
+        ("features.tsv".into(), b"ENSG1\tG1\tGene Expression\n".to_vec()),
+        ("barcodes.tsv".into(), b"AAAC-1\n".to_vec()),
+    ];
+    let bomb = zip_folder(&claims);
+    assert!(bomb.len() < 1000, "{}", bomb.len());
+    // 7. an obs name with a newline (a TSV download would get an extra line)
+    let mut newline = d.clone();
+    let mut names = d.cells.barcodes().to_vec();
+    names[2] = "AAAC\nGGGT-1".into();
+    newline.cells = crossomics_data::CellTable::new(names);
+    let newline_path = dir.path().join("newline.h5ad");
+    write_rna_h5ad(&newline_path, &newline);
+    // 8. an `integer` MatrixMarket holding 2.5
+    let mut fraction = tenx_folder(&d, true, false);
+    let text = String::from_utf8(fraction[0].1.clone()).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[0] = "%%MatrixMarket matrix coordinate integer general".into();
+    let entry: Vec<&str> = lines[2].split(' ').collect();
+    lines[2] = format!("{} {} 2.5", entry[0], entry[1]);
+    fraction[0].1 = (lines.join("\n") + "\n").into_bytes();
+
+    let cases: Vec<(&str, Vec<(String, Vec<u8>)>, &[&str])> = vec![
+        (
+            "external storage",
+            vec![("passwd.h5ad".into(), passwd)],
+            &["passwd.h5ad", "/obs/", "external storage"],
+        ),
+        (
+            "external link",
+            vec![("linked.h5ad".into(), linked)],
+            &["linked.h5ad", "/var", "external link"],
+        ),
+        (
+            "named pipe",
+            vec![("piped.h5ad".into(), piped)],
+            &["external storage"],
+        ),
+        (
+            "claimed shape",
+            vec![("claims.zip".into(), bomb)],
+            &["matrix.mtx", "1000000000000", "over the limit", "--max-"],
+        ),
+        (
+            "newline in a barcode",
+            vec![("newline.h5ad".into(), std::fs::read(&newline_path).unwrap())],
+            &["barcode 3", "control character"],
+        ),
+        (
+            "fraction in an integer matrix",
+            vec![("fraction.zip".into(), zip_folder(&fraction))],
+            &["matrix.mtx", "2.5", "integer"],
+        ),
+    ];
+    let pid = s.child.id();
+    for (what, files, needles) in cases {
+        let files: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let t = Instant::now();
+        let id = submit(&s.url, &[("model", &rna_model)], &files);
+        let job = wait_finished(&s.url, &id);
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{what}: took {:?}",
+            t.elapsed()
+        );
+        assert_eq!(job["status"], "failed", "{what}: {job}");
+        let err = job["error"].as_str().unwrap();
+        for needle in needles {
+            assert!(err.contains(needle), "{what}: `{needle}` not in: {err}");
+        }
+        assert!(!err.contains("root:"), "{what}: leaks /etc/passwd: {err}");
+        assert!(err.len() < 2000, "{what}: {err}");
+        assert!(job["files"].as_array().unwrap().is_empty(), "{what}: {job}");
+        // the same server process answers
+        assert!(
+            Path::new(&format!("/proc/{pid}")).exists(),
+            "{what}: the server died"
+        );
+        assert_eq!(get_json(&s.url, "/api/status")["ready"], true);
+    }
+    let id = submit(&s.url, &[("model", &rna_model)], &[("rna.h5ad", &good)]);
+    assert_eq!(wait_finished(&s.url, &id)["status"], "done");
 }

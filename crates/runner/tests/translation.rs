@@ -42,6 +42,7 @@ fn read(path: &Path, layer: Option<&str>) -> (Array2<f32>, Vec<String>, Vec<Stri
         &ReadOptions {
             layer: layer.map(str::to_string),
             require_counts: false,
+            limits: crossomics_limits::Limits::default(),
         },
     )
     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));

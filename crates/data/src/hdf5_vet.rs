@@ -1,0 +1,251 @@
+//! Checks an HDF5 file (h5ad, h5mu, 10x `.h5`) before anything reads it, so that an
+//! untrusted file reaches nothing outside itself and claims nothing over the [`Limits`].
+//!
+//! HDF5 can make a dataset read bytes from *other* files: external storage (raw data in
+//! a named file, `/etc/passwd` or a named pipe as well as anything else), external links
+//! (a group or dataset of another HDF5 file), virtual datasets (mappings onto other
+//! files), and filters loaded as plugins from the library's search path. A dataspace, a
+//! chunk or an attribute can also claim sizes the reader would allocate before reading a
+//! byte. So every file is walked once, without following any link and without reading
+//! any data, and refused (with the file and the object named) when it holds:
+//!
+//! - a link that is not a hard link inside the file (soft, external, user-defined);
+//! - a dataset with external storage, a virtual layout, or a filter outside HDF5's own
+//!   (deflate/gzip, shuffle, fletcher32, n-bit, scale-offset);
+//! - more objects than `max_hdf5_objects`, deeper nesting than [`MAX_DEPTH`];
+//! - a dataset of more values than the largest of `max_nonzeros` and
+//!   `max_dense_values`, or a chunk / attribute larger than `max_hdf5_block_bytes`.
+//!
+//! The readers then check each claim against its own limit (cells, features, entries).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crossomics_limits::{Limit, Limits};
+use hdf5::filters::Filter;
+use hdf5::plist::dataset_create::Layout;
+use hdf5::{Group, LinkType, Location, LocationType};
+
+use crate::error::{DataError, Result};
+
+/// Deepest nesting of groups walked.
+pub const MAX_DEPTH: usize = 64;
+
+/// Walks `path` and returns `Ok` when it is safe to read under `limits` (see the module
+/// documentation for what is refused).
+pub fn vet(path: &Path, limits: &Limits) -> Result<()> {
+    let file = hdf5::File::open(path).map_err(|e| {
+        DataError::invalid(
+            path.display().to_string(),
+            format!(
+                "not a readable HDF5 file (truncated or another format?): {}",
+                short(&e.to_string())
+            ),
+        )
+    })?;
+    let mut walk = Walk {
+        path,
+        limits,
+        seen: HashSet::new(),
+        objects: 1,
+    };
+    let root: &Group = &file;
+    walk.attributes(root, "/")?;
+    walk.group(root, "", 0)
+}
+
+/// An HDF5 error message as the user sees it: one line, no longer than 200 characters.
+pub(crate) fn short(message: &str) -> String {
+    crossomics_limits::excerpt_str(message.lines().next().unwrap_or(""), 200)
+}
+
+struct Walk<'a> {
+    path: &'a Path,
+    limits: &'a Limits,
+    seen: HashSet<String>,
+    objects: u64,
+}
+
+impl Walk<'_> {
+    fn refuse(&self, at: &str, reason: impl Into<String>) -> DataError {
+        DataError::invalid(format!("{}:{at}", self.path.display()), reason)
+    }
+
+    fn hdf5_err(&self, at: &str, e: hdf5::Error) -> DataError {
+        self.refuse(
+            at,
+            format!("cannot be inspected: {}", short(&e.to_string())),
+        )
+    }
+
+    fn count(&mut self, n: u64, at: &str) -> Result<()> {
+        self.objects = self.objects.saturating_add(n);
+        self.limits
+            .check(
+                Limit::Hdf5Objects,
+                u128::from(self.objects),
+                &format!("{}:{at}", self.path.display()),
+                "the objects and attributes walked so far",
+            )
+            .map_err(DataError::from)
+    }
+
+    fn group(&mut self, g: &Group, at: &str, depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(self.refuse(at, format!("groups nested deeper than {MAX_DEPTH} levels")));
+        }
+        // one past the limit is enough to know it is over
+        let room = self.limits.max_hdf5_objects.saturating_sub(self.objects) as usize + 1;
+        let links = g
+            .iter_visit_default(Vec::new(), |_, name, info, acc: &mut Vec<_>| {
+                acc.push((name.to_string(), info.link_type));
+                acc.len() <= room
+            })
+            .map_err(|e| self.hdf5_err(at_or_root(at), e))?;
+        self.count(links.len() as u64, at_or_root(at))?;
+        for (name, link_type) in links {
+            let child = format!("{at}/{name}");
+            let shown = crossomics_limits::excerpt_str(&child, 120);
+            match link_type {
+                LinkType::Hard => {}
+                LinkType::Soft => {
+                    return Err(self.refuse(
+                        &shown,
+                        "is a soft link; only plain (hard-linked) groups and datasets are read",
+                    ));
+                }
+                LinkType::External => {
+                    return Err(self.refuse(
+                        &shown,
+                        "is an external link to another file (or a user-defined link): refused, a file may only read itself",
+                    ));
+                }
+            }
+            let info = g
+                .loc_info_by_name(&name)
+                .map_err(|e| self.hdf5_err(&shown, e))?;
+            if !self.seen.insert(format!("{:?}", info.token)) {
+                continue;
+            }
+            self.count(info.num_attrs as u64, &shown)?;
+            match info.loc_type {
+                LocationType::Group => {
+                    let sub = g.group(&name).map_err(|e| self.hdf5_err(&shown, e))?;
+                    self.attributes(&sub, &shown)?;
+                    self.group(&sub, &child, depth + 1)?;
+                }
+                LocationType::Dataset => {
+                    let ds = g.dataset(&name).map_err(|e| self.hdf5_err(&shown, e))?;
+                    self.attributes(&ds, &shown)?;
+                    self.dataset(&ds, &shown)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn dataset(&mut self, ds: &hdf5::Dataset, at: &str) -> Result<()> {
+        let dcpl = ds.dcpl().map_err(|e| self.hdf5_err(at, e))?;
+        let external = dcpl.get_external().map_err(|e| self.hdf5_err(at, e))?;
+        if !external.is_empty() {
+            return Err(self.refuse(
+                at,
+                "stores its data in another file (HDF5 external storage): refused, a file may only read itself",
+            ));
+        }
+        let layout = dcpl.get_layout().map_err(|e| self.hdf5_err(at, e))?;
+        if layout == Layout::Virtual {
+            return Err(self.refuse(
+                at,
+                "is a virtual dataset (its data are mapped from other files): refused",
+            ));
+        }
+        let filters = dcpl.get_filters().map_err(|e| self.hdf5_err(at, e))?;
+        for filter in &filters {
+            let built_in = match filter {
+                Filter::Deflate(_) => hdf5::filters::deflate_available(),
+                Filter::Shuffle | Filter::Fletcher32 | Filter::NBit | Filter::ScaleOffset(_) => {
+                    true
+                }
+                _ => false,
+            };
+            if !built_in {
+                return Err(self.refuse(
+                    at,
+                    format!(
+                        "is compressed with {}, which this reader does not have (gzip, shuffle, fletcher32, n-bit and scale-offset are read); write the file with gzip compression",
+                        filter_name(filter)
+                    ),
+                ));
+            }
+        }
+        let dtype = ds.dtype().map_err(|e| self.hdf5_err(at, e))?;
+        let item = dtype.size() as u128;
+        let space = ds.space().map_err(|e| self.hdf5_err(at, e))?;
+        let values = product(&space.shape());
+        let (limit, _) = [Limit::Nonzeros, Limit::DenseValues]
+            .map(|l| (l, self.limits.get(l)))
+            .into_iter()
+            .max_by_key(|&(_, v)| v)
+            .unwrap_or((Limit::DenseValues, 0));
+        let source = format!("{}:{at}", self.path.display());
+        self.limits
+            .check(limit, values, &source, "the values its dataspace claims")?;
+        if let Some(chunk) = dcpl.chunk() {
+            self.limits.check(
+                Limit::Hdf5BlockBytes,
+                product(&chunk).saturating_mul(item.max(1)),
+                &source,
+                "one chunk, uncompressed",
+            )?;
+        }
+        Ok(())
+    }
+
+    fn attributes(&mut self, loc: &Location, at: &str) -> Result<()> {
+        let names = loc.attr_names().map_err(|e| self.hdf5_err(at, e))?;
+        for name in names {
+            let shown = format!(
+                "{at} (attribute `{}`)",
+                crossomics_limits::excerpt_str(&name, 60)
+            );
+            let attr = loc.attr(&name).map_err(|e| self.hdf5_err(&shown, e))?;
+            let item = attr.dtype().map_err(|e| self.hdf5_err(&shown, e))?.size() as u128;
+            let space = attr.space().map_err(|e| self.hdf5_err(&shown, e))?;
+            self.limits.check(
+                Limit::Hdf5BlockBytes,
+                product(&space.shape()).saturating_mul(item.max(1)),
+                &format!("{}:{shown}", self.path.display()),
+                "the attribute's size",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn at_or_root(at: &str) -> &str {
+    if at.is_empty() { "/" } else { at }
+}
+
+fn product(dims: &[usize]) -> u128 {
+    dims.iter()
+        .fold(1u128, |acc, &d| acc.saturating_mul(d as u128))
+}
+
+/// A filter by the name its users know it by.
+fn filter_name(filter: &Filter) -> String {
+    match filter {
+        Filter::SZip(..) => "SZIP (filter 4)".into(),
+        Filter::User(id, _) => match id {
+            32000 => "LZF (filter 32000, h5py's compression=\"lzf\")".into(),
+            32001 => "Blosc (filter 32001)".into(),
+            32004 => "LZ4 (filter 32004)".into(),
+            32008 => "bitshuffle (filter 32008)".into(),
+            32015 => "Zstandard (filter 32015)".into(),
+            307 => "bzip2 (filter 307)".into(),
+            other => format!("the filter with id {other}"),
+        },
+        other => format!("{other:?}"),
+    }
+}
