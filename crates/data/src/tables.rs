@@ -9,6 +9,8 @@ use std::path::Path;
 use ndarray::{Array2, ArrayView2};
 use polars::prelude::*;
 
+use crossomics_limits::{Limit, Limits};
+
 use crate::cells::CellTable;
 use crate::error::{DataError, Result};
 
@@ -141,8 +143,82 @@ pub fn join_cell_metadata(
     Ok((out, report))
 }
 
+/// The shape an `.npy` header claims (`None` when the bytes are no `.npy` header; the
+/// reader then says why). Read from at most the header's own bytes, capped at 64 KiB.
+fn npy_claimed_shape(mut r: impl std::io::Read) -> Option<(Vec<u64>, u64)> {
+    use std::io::Read;
+    let mut magic = [0u8; 10];
+    r.read_exact(&mut magic).ok()?;
+    if &magic[..6] != b"\x93NUMPY" {
+        return None;
+    }
+    let (len, prefix) = match magic[6] {
+        1 => (u64::from(u16::from_le_bytes([magic[8], magic[9]])), 10),
+        2 | 3 => {
+            let mut rest = [0u8; 2];
+            r.read_exact(&mut rest).ok()?;
+            (
+                u64::from(u32::from_le_bytes([magic[8], magic[9], rest[0], rest[1]])),
+                12,
+            )
+        }
+        _ => return None,
+    };
+    let mut header = Vec::new();
+    r.take(len.min(64 << 10)).read_to_end(&mut header).ok()?;
+    let text = String::from_utf8_lossy(&header);
+    let after = &text[text.find("'shape'")?..];
+    let inner = &after[after.find('(')? + 1..after.find(')')?];
+    let dims = inner
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse::<u64>().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    Some((dims, prefix + len))
+}
+
+/// `Ok` when the array an `.npy` header (from `r`) claims fits `limits.max_dense_values`
+/// and, where `available` is known, the bytes after the header hold it (4 bytes a value).
+fn check_npy_claim(
+    r: impl std::io::Read,
+    available: Option<u64>,
+    limits: &Limits,
+    source: &str,
+) -> Result<()> {
+    let Some((dims, header_bytes)) = npy_claimed_shape(r) else {
+        return Ok(());
+    };
+    let values = dims
+        .iter()
+        .fold(1u128, |a, &d| a.saturating_mul(u128::from(d)));
+    limits.check(
+        Limit::DenseValues,
+        values,
+        source,
+        "the values its header claims",
+    )?;
+    if let Some(total) = available
+        && values.saturating_mul(4) > u128::from(total.saturating_sub(header_bytes))
+    {
+        return Err(DataError::invalid(
+            source,
+            format!(
+                "the header claims {values} values but the file holds {} bytes after it (truncated?)",
+                total.saturating_sub(header_bytes)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A 2-D f32 `.npy` array (e.g. an embedding or a dense prediction); every value finite.
-pub fn read_npy(path: &Path) -> Result<Array2<f32>> {
+/// The shape its header claims is checked against `limits` and the file's size before
+/// anything is allocated for it.
+pub fn read_npy(path: &Path, limits: &Limits) -> Result<Array2<f32>> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let size = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+    check_npy_claim(file, Some(size), limits, &path.display().to_string())?;
     let a: Array2<f32> = ndarray_npy::read_npy(path).map_err(|e| {
         DataError::invalid(
             path.display().to_string(),
@@ -206,9 +282,33 @@ pub fn write_npy(path: &Path, array: ArrayView2<'_, f32>) -> Result<()> {
 
 /// Every array of an `.npz` archive (as written by `numpy.savez` or
 /// `numpy.savez_compressed`), by name (without `.npy`), in archive order. Each must be a
-/// 2-D float32 array with finite values.
-pub fn read_npz(path: &Path) -> Result<Vec<(String, Array2<f32>)>> {
+/// 2-D float32 array with finite values. Each member's claimed shape is checked against
+/// `limits` (and the archive's entry count against `max_archive_entries`) before it is
+/// read.
+pub fn read_npz(path: &Path, limits: &Limits) -> Result<Vec<(String, Array2<f32>)>> {
     let bad = |reason: String| DataError::invalid(path.display().to_string(), reason);
+    {
+        let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+        let mut zip =
+            ::zip::ZipArchive::new(file).map_err(|e| bad(format!("not an .npz archive: {e}")))?;
+        limits.check(
+            Limit::ArchiveEntries,
+            zip.len() as u128,
+            &path.display().to_string(),
+            "its entries",
+        )?;
+        for i in 0..zip.len() {
+            let entry = zip
+                .by_index(i)
+                .map_err(|e| bad(format!("not an .npz archive: {e}")))?;
+            let source = format!(
+                "{} (`{}`)",
+                path.display(),
+                crossomics_limits::excerpt_str(entry.name(), 60)
+            );
+            check_npy_claim(entry, None, limits, &source)?;
+        }
+    }
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut npz =
         ndarray_npy::NpzReader::new(file).map_err(|e| bad(format!("not an .npz archive: {e}")))?;
@@ -382,16 +482,39 @@ mod tests {
         let path = dir.path().join("e.npy");
         let a = ndarray::array![[1.0f32, 2.0], [3.0, 4.5]];
         ndarray_npy::write_npy(&path, &a).unwrap();
-        assert_eq!(read_npy(&path).unwrap(), a);
+        assert_eq!(read_npy(&path, &Limits::default()).unwrap(), a);
         ndarray_npy::write_npy(&path, &ndarray::array![[1.0f32, f32::NAN]]).unwrap();
-        let e = read_npy(&path).unwrap_err().to_string();
+        let e = read_npy(&path, &Limits::default()).unwrap_err().to_string();
         assert!(e.contains("e.npy"), "{e}");
         ndarray_npy::write_npy(&path, &ndarray::array![1.0f64, 2.0]).unwrap();
-        let e = read_npy(&path).unwrap_err().to_string();
+        let e = read_npy(&path, &Limits::default()).unwrap_err().to_string();
         assert!(e.contains("e.npy") && e.contains("2-D float32"), "{e}");
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        assert!(read_npy(&path).is_err());
+        assert!(read_npy(&path, &Limits::default()).is_err());
+        // a header claiming 10^12 x 10^12 values: refused before allocating
+        let mut header =
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 1000000000000), }"
+                .to_vec();
+        header.resize(118, b' ');
+        header.push(b'\n');
+        let mut file = b"\x93NUMPY\x01\x00".to_vec();
+        file.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        file.extend_from_slice(&header);
+        std::fs::write(&path, &file).unwrap();
+        let e = read_npy(&path, &Limits::default()).unwrap_err().to_string();
+        assert!(e.contains("e.npy") && e.contains("max_dense_values"), "{e}");
+        // a claim the file does not hold
+        let mut header =
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 1000), }".to_vec();
+        header.resize(118, b' ');
+        header.push(b'\n');
+        let mut file = b"\x93NUMPY\x01\x00".to_vec();
+        file.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        file.extend_from_slice(&header);
+        std::fs::write(&path, &file).unwrap();
+        let e = read_npy(&path, &Limits::default()).unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
     }
 
     #[test]
@@ -401,7 +524,7 @@ mod tests {
         let a = ndarray::array![[1.0f32, 2.0], [3.0, 4.5]];
         let b = ndarray::Array2::<f32>::zeros((3, 0));
         write_npz(&path, &[("embedding", a.view()), ("empty", b.view())]).unwrap();
-        let back = read_npz(&path).unwrap();
+        let back = read_npz(&path, &Limits::default()).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!((back[0].0.as_str(), &back[0].1), ("embedding", &a));
         assert_eq!((back[1].0.as_str(), back[1].1.dim()), ("empty", (3, 0)));
@@ -414,15 +537,15 @@ mod tests {
         assert!(!dup.exists());
         // NaN, a truncated archive, a file that is no archive
         write_npz(&path, &[("x", ndarray::array![[f32::NAN]].view())]).unwrap();
-        let e = read_npz(&path).unwrap_err().to_string();
+        let e = read_npz(&path, &Limits::default()).unwrap_err().to_string();
         assert!(e.contains("m.npz") && e.contains("`x`"), "{e}");
         write_npz(&path, &[("x", a.view())]).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-        let e = read_npz(&path).unwrap_err().to_string();
+        let e = read_npz(&path, &Limits::default()).unwrap_err().to_string();
         assert!(e.contains("m.npz"), "{e}");
         std::fs::write(&path, "plain text").unwrap();
-        let e = read_npz(&path).unwrap_err().to_string();
+        let e = read_npz(&path, &Limits::default()).unwrap_err().to_string();
         assert!(
             e.contains("m.npz") && e.contains("not an .npz archive"),
             "{e}"

@@ -64,7 +64,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.npy");
         tables::write_npy(&path, a.view()).unwrap();
-        prop_assert_eq!(tables::read_npy(&path).unwrap(), a);
+        prop_assert_eq!(tables::read_npy(&path, &crossomics_limits::Limits::default()).unwrap(), a);
         prop_assert!(no_temporary_files(dir.path()));
     }
 
@@ -76,7 +76,7 @@ proptest! {
         let named: Vec<(&str, ndarray::ArrayView2<f32>)> =
             names.iter().map(String::as_str).zip(arrays.iter().map(|a| a.view())).collect();
         tables::write_npz(&path, &named).unwrap();
-        let back = tables::read_npz(&path).unwrap();
+        let back = tables::read_npz(&path, &crossomics_limits::Limits::default()).unwrap();
         prop_assert_eq!(back.len(), arrays.len());
         for ((name, a), (got_name, got)) in names.iter().zip(&arrays).zip(&back) {
             prop_assert_eq!(name, got_name);

@@ -419,8 +419,7 @@ pub fn read_line_capped<R: BufRead + ?Sized>(
 /// of whatever a file points at.
 pub fn excerpt(bytes: &[u8], max_chars: usize) -> String {
     let mut out = String::new();
-    let mut shown = 0;
-    for &b in bytes {
+    for (shown, &b) in bytes.iter().enumerate() {
         if shown >= max_chars {
             out.push('…');
             break;
@@ -433,7 +432,6 @@ pub fn excerpt(bytes: &[u8], max_chars: usize) -> String {
             b'\r' => out.push_str("\\r"),
             _ => out.push_str(&format!("\\x{b:02x}")),
         }
-        shown += 1;
     }
     out
 }

@@ -522,7 +522,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 max_uploads_in_flight,
                 max_parts,
                 max_field_bytes,
-                job_timeout: secs(job_timeout_seconds.max(1)),
+                job_timeout: secs(job_timeout_seconds),
                 disk_quota_bytes: disk_quota,
                 job_memory_bytes: job_memory,
             };

@@ -330,7 +330,7 @@ impl TranslatorBackend {
             .with_context(|| "the job process ended without writing its results")?;
         let _ = std::fs::remove_file(&job_path);
         let _ = std::fs::remove_file(&result);
-        Ok(serde_json::from_str(&text).context("the job process's results")?)
+        serde_json::from_str(&text).context("the job process's results")
     }
 }
 

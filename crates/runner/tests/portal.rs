@@ -868,7 +868,15 @@ fn fifty_concurrent_uploads_are_neither_lost_nor_mixed_up() {
     let (child, url) = start(
         &base.models,
         &dir.path().join("work"),
-        &["--queue", "64", "--workers", "2", "--no-default-models"],
+        &[
+            "--queue",
+            "64",
+            "--max-uploads-in-flight",
+            "64",
+            "--workers",
+            "2",
+            "--no-default-models",
+        ],
     );
     let _guard = KillOnDrop(child);
     let model = model_id("rna_to_atac");
@@ -1030,7 +1038,7 @@ fn hostile_uploads_fail_their_job_and_the_server_survives() {
     lines[2] = format!("{} {} 2.5", entry[0], entry[1]);
     fraction[0].1 = (lines.join("\n") + "\n").into_bytes();
 
-    let cases: Vec<(&str, Vec<(String, Vec<u8>)>, &[&str])> = vec![
+    let cases: Vec<(&str, Files, &[&str])> = vec![
         (
             "external storage",
             vec![("passwd.h5ad".into(), passwd)],
@@ -1093,4 +1101,43 @@ fn hostile_uploads_fail_their_job_and_the_server_survives() {
     }
     let id = submit(&s.url, &[("model", &rna_model)], &[("rna.h5ad", &good)]);
     assert_eq!(wait_finished(&s.url, &id)["status"], "done");
+}
+
+/// Each job computes in a process of its own that the server watches: one over the job
+/// memory limit or the job time limit is stopped, fails with the reason, and the server
+/// process (whose own memory stays small) goes on.
+#[test]
+fn a_job_over_its_memory_or_time_limit_is_stopped_and_the_server_goes_on() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let good_path = dir.path().join("rna.h5ad");
+    write_rna_h5ad(&good_path, &test_cells());
+    let good = std::fs::read(&good_path).unwrap();
+    let model = model_id("rna_to_atac");
+    for (flags, needle) in [
+        // libtorch alone is more than 16 MiB resident
+        (["--job-memory", "16MiB"], "memory"),
+        (["--job-timeout-seconds", "0"], "stopped after"),
+    ] {
+        let mut args = vec!["--no-default-models"];
+        args.extend(flags);
+        let (mut child, url) = start(&s.models, &dir.path().join(flags[0]), &args);
+        let id = submit(&url, &[("model", &model)], &[("rna.h5ad", &good)]);
+        let job = wait_finished(&url, &id);
+        assert_eq!(job["status"], "failed", "{flags:?}: {job}");
+        let err = job["error"].as_str().unwrap();
+        assert!(err.contains(needle), "{flags:?}: {err}");
+        // the server answers, and its own resident memory is far below a job's
+        assert_eq!(get_json(&url, "/api/status")["ready"], true);
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let rss_kib: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert!(rss_kib < 1024 * 1024, "server peak RSS {rss_kib} KiB");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
