@@ -10,8 +10,8 @@
 //! any data, and refused (with the file and the object named) when it holds:
 //!
 //! - a link that is not a hard link inside the file (soft, external, user-defined);
-//! - a dataset with external storage, a virtual layout, or a filter outside HDF5's own
-//!   (deflate/gzip, shuffle, fletcher32, n-bit, scale-offset);
+//! - a dataset with external storage, a virtual layout, or a filter other than
+//!   deflate (gzip) and shuffle, the two that h5py, anndata and Cell Ranger write;
 //! - more objects than `max_hdf5_objects`, deeper nesting than [`MAX_DEPTH`];
 //! - a dataset of more values than the largest of `max_nonzeros` and
 //!   `max_dense_values`, or a chunk / attribute larger than `max_hdf5_block_bytes`.
@@ -51,7 +51,102 @@ pub fn vet(path: &Path, limits: &Limits) -> Result<()> {
     };
     let root: &Group = &file;
     walk.attributes(root, "/")?;
-    walk.group(root, "", 0)
+    walk.group(root, "", 0)?;
+    check_global_heaps(path)
+}
+
+/// Refuses a file with a global heap collection (where HDF5 keeps variable-length strings:
+/// obs names, categories, attributes) that the bundled HDF5 library would parse forever:
+/// an object with index 0 and size 0 makes its decoding loop
+/// (`H5HG__cache_heap_deserialize`) stand still. Found by fuzzing (`docs/fuzzing.md`);
+/// no catch_unwind or time limit inside the process could stop it. The walk mirrors the
+/// library's: same header layout (8-byte lengths, as h5py, anndata and Cell Ranger write),
+/// same steps, and stops where the library would report an error instead.
+fn check_global_heaps(path: &Path) -> Result<()> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let io = |e: std::io::Error| DataError::io(path, e);
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut block = vec![0u8; 1 << 20];
+    // the last 3 bytes of the previous block, so that a signature across blocks is seen
+    let mut tail: Vec<u8> = Vec::new();
+    let mut at = 0u64;
+    loop {
+        let n = file.read(&mut block).map_err(io)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut window = std::mem::take(&mut tail);
+        let base = at - window.len() as u64;
+        window.extend_from_slice(&block[..n]);
+        for i in memchr_all(&window, b"GCOL") {
+            let offset = base + i as u64;
+            if let Some(reason) = collection_loops(&file, offset, len).map_err(io)? {
+                return Err(DataError::invalid(
+                    format!("{}: byte {offset}", path.display()),
+                    reason,
+                ));
+            }
+        }
+        at += n as u64;
+        tail = window[window.len().saturating_sub(3)..].to_vec();
+    }
+
+    /// Start positions of `needle` in `hay`.
+    fn memchr_all<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+        hay.windows(needle.len())
+            .enumerate()
+            .filter(move |(_, w)| *w == needle)
+            .map(|(i, _)| i)
+    }
+
+    /// Why the collection at `offset` would never finish decoding; `None` when it would
+    /// (or is no collection HDF5 would decode: it then fails with its own error).
+    fn collection_loops(
+        file: &std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> std::io::Result<Option<String>> {
+        const HEADER: u64 = 16; // "GCOL", version, 3 reserved bytes, 8-byte size
+        const OBJECT_HEADER: u64 = 16; // index u16, refs u16, 4 reserved, 8-byte size
+        let mut h = [0u8; HEADER as usize];
+        if offset + HEADER > len {
+            return Ok(None);
+        }
+        file.read_exact_at(&mut h, offset)?;
+        let size = u64::from_le_bytes(h[8..16].try_into().unwrap_or_default());
+        if h[4] != 1 || size < 4096 || offset.checked_add(size).is_none_or(|e| e > len) {
+            return Ok(None);
+        }
+        let end = offset + size;
+        let mut p = offset + HEADER;
+        // each step moves forward: a bounded number of reads, whatever the sizes
+        for _ in 0..1_000_000 {
+            if p >= end || p + OBJECT_HEADER > end {
+                return Ok(None);
+            }
+            let mut o = [0u8; OBJECT_HEADER as usize];
+            file.read_exact_at(&mut o, p)?;
+            let index = u16::from_le_bytes([o[0], o[1]]);
+            let object = u64::from_le_bytes(o[8..16].try_into().unwrap_or_default());
+            let need = if index > 0 {
+                OBJECT_HEADER.wrapping_add(object.wrapping_add(7) & !7)
+            } else {
+                object
+            };
+            if need == 0 {
+                return Ok(Some(
+                    "a corrupt HDF5 global heap (a free-space object of size 0) on which the HDF5 library would loop forever: refused".into(),
+                ));
+            }
+            match p.checked_add(need) {
+                Some(next) if next <= end => p = next,
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// An HDF5 error message as the user sees it: one line, no longer than 200 characters.
@@ -163,18 +258,19 @@ impl Walk<'_> {
         }
         let filters = dcpl.get_filters().map_err(|e| self.hdf5_err(at, e))?;
         for filter in &filters {
+            // gzip and shuffle are what h5py, anndata and Cell Ranger write; HDF5's
+            // fletcher32 crashed (SIGSEGV) on a fuzzed chunk, and n-bit / scale-offset
+            // have a history of memory bugs, so they are not read from untrusted files
             let built_in = match filter {
                 Filter::Deflate(_) => hdf5::filters::deflate_available(),
-                Filter::Shuffle | Filter::Fletcher32 | Filter::NBit | Filter::ScaleOffset(_) => {
-                    true
-                }
+                Filter::Shuffle => true,
                 _ => false,
             };
             if !built_in {
                 return Err(self.refuse(
                     at,
                     format!(
-                        "is compressed with {}, which this reader does not have (gzip, shuffle, fletcher32, n-bit and scale-offset are read); write the file with gzip compression",
+                        "is compressed with {}, which this reader does not read (gzip and shuffle are); write the file with gzip compression",
                         filter_name(filter)
                     ),
                 ));
@@ -237,6 +333,9 @@ fn product(dims: &[usize]) -> u128 {
 fn filter_name(filter: &Filter) -> String {
     match filter {
         Filter::SZip(..) => "SZIP (filter 4)".into(),
+        Filter::Fletcher32 => "the fletcher32 checksum (filter 3)".into(),
+        Filter::NBit => "n-bit packing (filter 5)".into(),
+        Filter::ScaleOffset(_) => "scale-offset packing (filter 6)".into(),
         Filter::User(id, _) => match id {
             32000 => "LZF (filter 32000, h5py's compression=\"lzf\")".into(),
             32001 => "Blosc (filter 32001)".into(),

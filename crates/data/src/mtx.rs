@@ -166,6 +166,12 @@ fn parse<R: BufRead>(mut reader: R, source: &Path, limits: &Limits) -> Result<Cs
                 let rows = next_usize("row count")?;
                 let cols = next_usize("column count")?;
                 let nnz = next_usize("entry count")?;
+                if symmetric && rows != cols {
+                    return Err(err(
+                        lineno,
+                        format!("a `symmetric` matrix must be square, this one is {rows} x {cols}"),
+                    ));
+                }
                 // rows and columns are cells or features depending on the file's
                 // orientation: each is held to the larger of the two limits here, and
                 // the caller checks which is which
@@ -429,6 +435,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("more fields"), "{e}");
+        let e = parse_str("%%MatrixMarket matrix coordinate pattern symmetric\n2 3 1\n1 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("square"), "{e}");
     }
 
     #[test]

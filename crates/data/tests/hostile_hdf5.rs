@@ -244,3 +244,27 @@ fn deep_or_wide_files_are_bounded() {
     let e = h5ad::read_with(&path, &opts).unwrap_err().to_string();
     assert!(e.contains("max_hdf5_objects"), "{e}");
 }
+
+/// A global heap collection (the variable-length strings: obs names, attributes) whose
+/// first object claims index 0 and size 0: the bundled HDF5 decodes it forever (found by
+/// fuzzing). Refused by the vetting walk, within seconds.
+#[test]
+fn a_global_heap_that_hdf5_would_decode_forever_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = valid_h5ad(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"GCOL")
+        .expect("an h5ad with strings has a global heap");
+    // the first object header after the 16-byte collection header: index 0, size 0
+    bytes[at + 16..at + 32].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || tx.send(read(&p)).unwrap());
+    let msg = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("reading hung in the HDF5 library");
+    assert_refused(&msg, &path, &["global heap", "loop forever"]);
+}
