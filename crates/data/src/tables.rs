@@ -492,28 +492,24 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         assert!(read_npy(&path, &Limits::default()).is_err());
-        // a header claiming 10^12 x 10^12 values: refused before allocating
-        let mut header =
-            b"{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 1000000000000), }"
-                .to_vec();
-        header.resize(118, b' ');
-        header.push(b'\n');
-        let mut file = b"\x93NUMPY\x01\x00".to_vec();
-        file.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        file.extend_from_slice(&header);
-        std::fs::write(&path, &file).unwrap();
-        let e = read_npy(&path, &Limits::default()).unwrap_err().to_string();
+        // a header alone, claiming `shape`
+        let header_only = |shape: &str| {
+            let mut header =
+                format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}")
+                    .into_bytes();
+            header.resize(118, b' ');
+            header.push(b'\n');
+            let mut file = b"\x93NUMPY\x01\x00".to_vec();
+            file.extend_from_slice(&(header.len() as u16).to_le_bytes());
+            file.extend_from_slice(&header);
+            std::fs::write(&path, &file).unwrap();
+            read_npy(&path, &Limits::default()).unwrap_err().to_string()
+        };
+        // 10^12 x 10^12 values: refused before allocating
+        let e = header_only("(1000000000000, 1000000000000)");
         assert!(e.contains("e.npy") && e.contains("max_dense_values"), "{e}");
         // a claim the file does not hold
-        let mut header =
-            b"{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 1000), }".to_vec();
-        header.resize(118, b' ');
-        header.push(b'\n');
-        let mut file = b"\x93NUMPY\x01\x00".to_vec();
-        file.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        file.extend_from_slice(&header);
-        std::fs::write(&path, &file).unwrap();
-        let e = read_npy(&path, &Limits::default()).unwrap_err().to_string();
+        let e = header_only("(1000, 1000)");
         assert!(e.contains("truncated"), "{e}");
     }
 

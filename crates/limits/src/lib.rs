@@ -277,9 +277,15 @@ impl LimitError {
 }
 
 fn amount(n: u128, bytes: bool) -> String {
-    if !bytes {
-        return n.to_string();
+    if bytes {
+        human_bytes(u64::try_from(n).unwrap_or(u64::MAX))
+    } else {
+        n.to_string()
     }
+}
+
+/// Bytes in words with binary units (`2.0 GiB`, `512 B`).
+pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;

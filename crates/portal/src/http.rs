@@ -65,7 +65,8 @@ const SECURITY_HEADERS: [(&str, &str); 7] = [
     ("content-security-policy", CSP),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
+    // not `no-referrer`: with it browsers send `Origin: null` on the form's own POST
+    ("referrer-policy", "same-origin"),
     ("cross-origin-opener-policy", "same-origin"),
     ("cross-origin-resource-policy", "same-origin"),
     ("cache-control", "no-store"),
@@ -696,6 +697,7 @@ impl Drop for Slot {
         if !self.kept {
             // an unpacking thread sees this and deletes what it writes after
             self.cancel.store(true, Ordering::SeqCst);
+            // (before the refusal is answered; at most a few hundred files)
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

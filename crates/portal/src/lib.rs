@@ -247,20 +247,7 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// Bytes in words (`2.0 GiB`).
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use crossomics_limits::human_bytes;
 
 #[cfg(test)]
 mod tests {

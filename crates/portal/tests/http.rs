@@ -591,7 +591,7 @@ fn every_answer_carries_the_security_headers() {
         for (k, v) in [
             ("x-content-type-options", "nosniff"),
             ("x-frame-options", "DENY"),
-            ("referrer-policy", "no-referrer"),
+            ("referrer-policy", "same-origin"),
         ] {
             assert_eq!(header_of(&head, k), Some(v), "{path}: {head}");
         }
@@ -737,7 +737,7 @@ fn stalled_uploads_time_out_and_hung_up_ones_leave_nothing() {
     let took = until("the folder deleted", Duration::from_secs(2), || {
         s.jobs_dir_entries() == 0
     });
-    assert!(took < Duration::from_millis(400), "{took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
     // and the slot is free again
     until("the upload slot", Duration::from_secs(2), || {
         json(&get(&s, "/api/status").1)["uploads_in_flight"] == 0

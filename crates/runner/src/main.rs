@@ -1015,9 +1015,6 @@ fn dataset_at(path: &Path, limits: &Limits) -> Result<crossomics_data::PairedDat
 fn serve(config: crossomics_portal::PortalConfig, models: &Path, defaults: bool) -> Result<()> {
     use std::io::Write;
     let backend = crossomics_runner::serve::TranslatorBackend::new(models)?;
-    // each job runs in a process of its own (bounded in memory and time by the portal's
-    // settings); what its upload may claim:
-    backend.set_limits(config.limits);
     if defaults {
         backend.train_defaults_if_empty(
             std::env::current_exe().context("locating the crossomics binary")?,

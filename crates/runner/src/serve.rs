@@ -50,8 +50,6 @@ pub struct TranslatorBackend {
     device: String,
     /// the `crossomics` binary that runs each job in a process of its own
     exe: PathBuf,
-    /// what an upload may claim (`crossomics serve --max-*`)
-    limits: RwLock<Limits>,
 }
 
 impl std::fmt::Debug for TranslatorBackend {
@@ -192,7 +190,6 @@ impl TranslatorBackend {
             defaults: AtomicBool::new(false),
             device,
             exe: std::env::current_exe().context("locating the crossomics binary")?,
-            limits: RwLock::new(Limits::portal()),
         });
         b.rescan();
         Ok(b)
@@ -292,11 +289,6 @@ impl TranslatorBackend {
         })
     }
 
-    /// Holds every later upload to `limits` (`crossomics serve`'s `--max-*` flags).
-    pub fn set_limits(&self, limits: Limits) {
-        *unpoison(self.limits.write()) = limits;
-    }
-
     /// Runs one job in a child `crossomics portal-job` and watches it: a crash, an
     /// abort or running out of memory in the readers or the model ends that process, not
     /// the server, and the job fails with the reason.
@@ -314,7 +306,7 @@ impl TranslatorBackend {
             },
             genome: r.genome.clone(),
             out_dir: r.out_dir.clone(),
-            limits: *unpoison(self.limits.read()),
+            limits: r.limits,
         };
         let job_path = r.out_dir.join(JOB_FILE);
         crate::rundir::write_atomic(&job_path, serde_json::to_string_pretty(&job)?.as_bytes())?;

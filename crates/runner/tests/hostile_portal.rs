@@ -8,10 +8,12 @@
 //! The servers share one small model: a ridge translation run on the bundled sample,
 //! trained once for the file (seconds).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -72,28 +74,11 @@ impl Server {
     /// A server over the shared model with its own work folder and `extra` flags.
     fn start(extra: &[&str]) -> Self {
         let work = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crossomics"))
-            .arg("serve")
-            .args(["--addr", "127.0.0.1:0", "--no-default-models", "--models"])
-            .arg(models().join("models"))
-            .arg("--work-dir")
-            .arg(work.path())
-            .args(extra)
-            .arg("--stop-on-stdin-eof")
-            .env("OMP_NUM_THREADS", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("crossomics portal listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        let flags = [&["--no-default-models"][..], extra].concat();
+        let (child, url) = common::spawn_serve(&models().join("models"), work.path(), &flags);
+        let addr = url
+            .strip_prefix("http://")
+            .unwrap_or_else(|| panic!("unexpected address: {url}"))
             .parse()
             .unwrap();
         let s = Self { child, addr, work };
@@ -470,7 +455,7 @@ fn foreign_hosts_and_cross_site_posts_are_refused_and_answers_carry_security_hea
         );
         assert_eq!(header_of(&head, "x-content-type-options"), Some("nosniff"));
         assert_eq!(header_of(&head, "x-frame-options"), Some("DENY"));
-        assert_eq!(header_of(&head, "referrer-policy"), Some("no-referrer"));
+        assert_eq!(header_of(&head, "referrer-policy"), Some("same-origin"));
         if path == file {
             assert!(
                 header_of(&head, "content-disposition")

@@ -8,7 +8,9 @@
 //! One server with the default model is started once for the whole file (training it
 //! takes about a minute); the load test starts a second one over the same models.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -38,31 +40,7 @@ impl Drop for Server {
 }
 
 fn start(models: &Path, work: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crossomics"))
-        .arg("serve")
-        .args(["--addr", "127.0.0.1:0", "--models"])
-        .arg(models)
-        .arg("--work-dir")
-        .arg(work)
-        .args(extra)
-        // the server ends when this test process does (a static's Drop never runs)
-        .arg("--stop-on-stdin-eof")
-        .env("OMP_NUM_THREADS", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("crossomics portal listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .to_string();
-    (child, url)
+    common::spawn_serve(models, work, extra)
 }
 
 /// The server with the default model, started with an empty models folder.
