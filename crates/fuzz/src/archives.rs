@@ -331,7 +331,7 @@ pub const HOSTILE_NAMES: [&str; 16] = [
 pub fn hostile_entries(rng: &mut CaseRng, prefix: &str) -> Vec<Entry> {
     let mut out = Vec::new();
     for _ in 0..rng.gen_range(1..4) {
-        let mut e = Entry::file(&pick(rng, &HOSTILE_NAMES), b"escaped\n".to_vec());
+        let mut e = Entry::file(pick(rng, &HOSTILE_NAMES), b"escaped\n".to_vec());
         match rng.gen_range(0..14) {
             0..=3 => {}
             4 => {

@@ -473,11 +473,11 @@ fn plant_adversarial(rng: &mut CaseRng, file: &hdf5::File, planted: &mut Planted
         }
         // many objects
         9 => {
-            if rng.gen_bool(0.3) {
-                if let Ok(many) = g.create_group("many") {
-                    for i in 0..rng.gen_range(200..520) {
-                        let _ = many.create_group(&format!("g{i}"));
-                    }
+            if rng.gen_bool(0.3)
+                && let Ok(many) = g.create_group("many")
+            {
+                for i in 0..rng.gen_range(200..520) {
+                    let _ = many.create_group(&format!("g{i}"));
                 }
             }
         }
@@ -806,13 +806,13 @@ pub fn generate_h5ad(rng: &mut CaseRng, path: &Path) -> Planted {
         // no X at all
         _ => {}
     }
-    if rng.gen_bool(0.1) {
-        if let Ok(layers) = root.create_group("layers") {
-            let vals: Vec<f64> = (0..n_obs * n_vars)
-                .map(|_| rng.gen_range(0..3) as f64)
-                .collect();
-            write_nums(rng, &layers, "counts", &vals, Some([n_obs, n_vars]), None);
-        }
+    if rng.gen_bool(0.1)
+        && let Ok(layers) = root.create_group("layers")
+    {
+        let vals: Vec<f64> = (0..n_obs * n_vars)
+            .map(|_| rng.gen_range(0..3) as f64)
+            .collect();
+        write_nums(rng, &layers, "counts", &vals, Some([n_obs, n_vars]), None);
     }
     if rng.gen_bool(0.97) {
         write_frame(rng, root, "obs", n_obs, "cell");
@@ -998,10 +998,10 @@ pub fn h5ad_seeds(rng: &mut CaseRng, dir: &Path) -> Vec<Vec<u8>> {
         } else {
             vec![]
         };
-        if h5ad::write(&path, Some(x), &cells, &var_names, &obsm).is_ok() {
-            if let Ok(bytes) = std::fs::read(&path) {
-                out.push(bytes);
-            }
+        if h5ad::write(&path, Some(x), &cells, &var_names, &obsm).is_ok()
+            && let Ok(bytes) = std::fs::read(&path)
+        {
+            out.push(bytes);
         }
         let _ = std::fs::remove_file(&path);
     }
@@ -1009,10 +1009,10 @@ pub fn h5ad_seeds(rng: &mut CaseRng, dir: &Path) -> Vec<Vec<u8>> {
     for k in 0..6 {
         let path = dir.join(format!("gen{k}.h5ad"));
         let planted = generate_h5ad(rng, &path);
-        if planted.items.is_empty() {
-            if let Ok(bytes) = std::fs::read(&path) {
-                out.push(bytes);
-            }
+        if planted.items.is_empty()
+            && let Ok(bytes) = std::fs::read(&path)
+        {
+            out.push(bytes);
         }
         let _ = std::fs::remove_file(&path);
     }
@@ -1049,7 +1049,7 @@ fn write_tenx_seed(rng: &mut CaseRng, path: &Path, k: usize) {
         return;
     };
     let data_i32: Vec<i32> = data.iter().map(|&v| v as i32).collect();
-    let _ = if k % 2 == 0 {
+    let _ = if k.is_multiple_of(2) {
         m.new_dataset_builder()
             .with_data(&data_i32[..])
             .create("data")

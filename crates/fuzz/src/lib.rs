@@ -394,6 +394,20 @@ impl Scratch {
     }
 }
 
+/// Removes the scratch folders a process `pid` left (it died before dropping them).
+pub fn remove_scratch_of(pid: u32) {
+    let prefix = format!("crossomics-fuzz-{pid}-");
+    for base in [PathBuf::from("/dev/shm"), std::env::temp_dir()] {
+        if let Ok(rd) = std::fs::read_dir(&base) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);

@@ -144,10 +144,10 @@ fn options(a: &Args, target: Target) -> Options {
 
 fn sandbox(a: &Args) {
     crossomics_fuzz::few_malloc_arenas();
-    if a.max_as_mib > 0 {
-        if let Err(e) = crossomics_fuzz::limit_address_space(a.max_as_mib << 20) {
-            eprintln!("crossomics-fuzz: cannot set RLIMIT_AS: {e}");
-        }
+    if a.max_as_mib > 0
+        && let Err(e) = crossomics_fuzz::limit_address_space(a.max_as_mib << 20)
+    {
+        eprintln!("crossomics-fuzz: cannot set RLIMIT_AS: {e}");
     }
 }
 
@@ -288,6 +288,7 @@ fn run_child(
             }
         }
     }
+    let child_pid = child.id();
     let status = match child.wait() {
         Ok(s) => {
             use std::os::unix::process::ExitStatusExt;
@@ -301,6 +302,10 @@ fn run_child(
         Err(e) => format!("wait failed: {e}"),
     };
     stats.elapsed = t0.elapsed();
+    if !ended {
+        // a child killed by a signal leaves its scratch folders behind
+        crossomics_fuzz::remove_scratch_of(child_pid);
+    }
     let note = std::fs::read_to_string(progress.with_extension("note")).ok();
     let crashed_at = std::fs::read(progress).ok().and_then(|b| {
         b.get(..8)
@@ -369,14 +374,13 @@ fn confirm(exe: &Path, a: &Args, target: Target, case: u64) -> (String, PathBuf)
 }
 
 fn append_finding(a: &Args, text: &str) {
-    if let Some(path) = &a.findings {
-        if let Ok(mut f) = std::fs::OpenOptions::new()
+    if let Some(path) = &a.findings
+        && let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-        {
-            let _ = writeln!(f, "{text}");
-        }
+    {
+        let _ = writeln!(f, "{text}");
     }
 }
 

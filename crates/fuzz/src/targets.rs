@@ -490,7 +490,7 @@ pub fn data_kind(e: &DataError, scratch: &Scratch) -> String {
             .replace("/dir/", "")
             .replace("/parts/", "")
     };
-    let kind = match e {
+    match e {
         DataError::Io { source, .. } => format!("Io: {:?}", source.kind()),
         DataError::MatrixMarket { reason, .. } => format!("MatrixMarket: {}", normalize(reason)),
         DataError::Parse { reason, .. } => format!("Parse: {}", normalize(reason)),
@@ -509,18 +509,17 @@ pub fn data_kind(e: &DataError, scratch: &Scratch) -> String {
             )
         }
         DataError::Limit(l) => format!("Limit: {}", l.limit),
-    };
-    kind
+    }
 }
 
 /// Runs the readers of `target` on `input`.
 pub fn execute(target: Target, input: &Input, scratch: &Scratch, limits: &Limits) -> Outcome {
-    if target != Target::Mtx {
-        if let Err(e) = scratch.clear() {
-            return Outcome::Failed(format!("harness: cannot clear the scratch folder: {e}"));
-        }
+    if target != Target::Mtx
+        && let Err(e) = scratch.clear()
+    {
+        return Outcome::Failed(format!("harness: cannot clear the scratch folder: {e}"));
     }
-    let outcome = match target {
+    match target {
         Target::Mtx => {
             let bytes = &input.files[0].1;
             match crossomics_data::mtx::read(bytes.as_slice(), Path::new("matrix.mtx"), limits) {
@@ -586,6 +585,5 @@ pub fn execute(target: Target, input: &Input, scratch: &Scratch, limits: &Limits
             }
         }
         Target::Archive | Target::Sniff => crate::portal::execute(target, input, scratch, limits),
-    };
-    outcome
+    }
 }
