@@ -24,6 +24,7 @@ use std::path::Path;
 use crossomics_limits::{Limit, Limits};
 use hdf5::filters::Filter;
 use hdf5::plist::dataset_create::Layout;
+use hdf5::types::TypeDescriptor;
 use hdf5::{Group, LinkType, Location, LocationType};
 
 use crate::error::{DataError, Result};
@@ -295,6 +296,127 @@ impl Walk<'_> {
                 &source,
                 "one chunk, uncompressed",
             )?;
+        }
+        // variable-length data: HDF5 allocates what each stored length claims before it
+        // reads the string (up to 4 GiB each; found by fuzzing), so the lengths are read
+        // raw and checked first
+        let base = match dtype.to_descriptor() {
+            Ok(TypeDescriptor::VarLenUnicode | TypeDescriptor::VarLenAscii) => Some(1u128),
+            Ok(TypeDescriptor::VarLenArray(b)) => Some(b.size() as u128),
+            _ => None,
+        };
+        if let Some(base) = base {
+            self.variable_lengths(ds, &dcpl, values, base, &source)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the stored lengths of a variable-length dataset (each element on disk: a
+    /// 4-byte length, then the global heap id) against the limits: one element at most
+    /// `max_hdf5_block_bytes`, all together at most `max_dense_values` bytes. Contiguous
+    /// data are read where they lie; chunks are read raw and inflated (gzip). A layout
+    /// this cannot read raw (compact, shuffled or otherwise filtered chunks) is left to
+    /// the library.
+    fn variable_lengths(
+        &self,
+        ds: &hdf5::Dataset,
+        dcpl: &hdf5::plist::DatasetCreate,
+        values: u128,
+        base: u128,
+        source: &str,
+    ) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        if values == 0 {
+            return Ok(());
+        }
+        let io = |e: std::io::Error| DataError::io(self.path, e);
+        let file = std::fs::File::open(self.path).map_err(io)?;
+        let mut total = 0u128;
+        let mut check = |raw: &[u8], element: usize| -> Result<()> {
+            for d in raw.chunks_exact(element) {
+                let len = u128::from(u32::from_le_bytes([d[0], d[1], d[2], d[3]])) * base;
+                self.limits.check(
+                    Limit::Hdf5BlockBytes,
+                    len,
+                    source,
+                    "one variable-length value's stored length",
+                )?;
+                total += len;
+            }
+            self.limits
+                .check(
+                    Limit::DenseValues,
+                    total,
+                    source,
+                    "the bytes its variable-length values claim together",
+                )
+                .map_err(DataError::from)
+        };
+        match dcpl.get_layout().map_err(|e| self.hdf5_err(source, e))? {
+            Layout::Contiguous => {
+                let (Some(offset), stored) = (ds.offset(), u128::from(ds.storage_size())) else {
+                    return Ok(()); // nothing written: fill values
+                };
+                let element = (stored / values) as usize;
+                if !(element == 12 || element == 16) || stored % values != 0 {
+                    return Ok(());
+                }
+                let mut at = 0u128;
+                let mut buf = vec![0u8; element * 4096];
+                while at < stored {
+                    let n = ((stored - at) as usize).min(buf.len());
+                    file.read_exact_at(&mut buf[..n], offset + at as u64)
+                        .map_err(io)?;
+                    check(&buf[..n], element)?;
+                    at += n as u128;
+                }
+            }
+            Layout::Chunked => {
+                let filters = dcpl.get_filters().map_err(|e| self.hdf5_err(source, e))?;
+                if filters.iter().any(|f| !matches!(f, Filter::Deflate(_))) {
+                    return Ok(());
+                }
+                let per_chunk = dcpl.chunk().map(|c| product(&c)).unwrap_or(0);
+                let chunks = ds.num_chunks().unwrap_or(0);
+                if per_chunk == 0 || chunks > 1_000_000 {
+                    return Ok(());
+                }
+                for i in 0..chunks {
+                    let Some(info) = ds.chunk_info(i) else {
+                        return Ok(());
+                    };
+                    // the uncompressed size is checked above; the stored one is bounded by it
+                    if info.size > self.limits.max_hdf5_block_bytes.saturating_mul(2) {
+                        return Ok(());
+                    }
+                    let mut raw = vec![0u8; info.size as usize];
+                    file.read_exact_at(&mut raw, info.addr).map_err(io)?;
+                    let deflated = !filters.is_empty() && info.filter_mask & 1 == 0;
+                    let data = if deflated {
+                        let mut out = Vec::new();
+                        let cap = self.limits.max_hdf5_block_bytes;
+                        let inflated = std::io::Read::read_to_end(
+                            &mut std::io::Read::take(
+                                flate2::read::ZlibDecoder::new(raw.as_slice()),
+                                cap,
+                            ),
+                            &mut out,
+                        );
+                        if inflated.is_err() {
+                            return Ok(()); // the library reports a broken chunk itself
+                        }
+                        out
+                    } else {
+                        raw
+                    };
+                    let element = data.len() as u128 / per_chunk;
+                    if !(element == 12 || element == 16) {
+                        return Ok(());
+                    }
+                    check(&data[..(per_chunk * element) as usize], element as usize)?;
+                }
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -268,3 +268,35 @@ fn a_global_heap_that_hdf5_would_decode_forever_is_refused() {
         .expect("reading hung in the HDF5 library");
     assert_refused(&msg, &path, &["global heap", "loop forever"]);
 }
+
+/// A variable-length string whose stored length is forged to 4 GiB: HDF5 would allocate
+/// (and clear) that much before reading it (found by fuzzing). The lengths are read raw
+/// and checked first.
+#[test]
+fn a_forged_string_length_is_refused_before_hdf5_allocates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = valid_h5ad(dir.path());
+    let offset = {
+        let f = hdf5::File::open_rw(&path).unwrap();
+        let names: Vec<hdf5::types::VarLenUnicode> = ["w", "x", "y", "z"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let ds = f
+            .group("obs")
+            .unwrap()
+            .new_dataset::<hdf5::types::VarLenUnicode>()
+            .shape(4)
+            .create("label")
+            .unwrap();
+        ds.write(&names).unwrap();
+        ds.offset().expect("contiguous storage")
+    };
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = offset as usize;
+    assert_eq!(&bytes[at..at + 4], &1u32.to_le_bytes(), "the first length");
+    bytes[at..at + 4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let msg = read(&path);
+    assert_refused(&msg, &path, &["/obs/label", "max_hdf5_block_bytes"]);
+}
