@@ -44,7 +44,10 @@ pub fn vet(path: &Path, limits: &Limits) -> Result<()> {
             ),
         )
     })?;
+    // raw reads (heap collections, variable-length descriptors) share one handle
+    let raw = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut walk = Walk {
+        raw: &raw,
         path,
         limits,
         seen: HashSet::new(),
@@ -53,7 +56,7 @@ pub fn vet(path: &Path, limits: &Limits) -> Result<()> {
     let root: &Group = &file;
     walk.attributes(root, "/")?;
     walk.group(root, "", 0)?;
-    check_global_heaps(path)
+    check_global_heaps(path, &raw)
 }
 
 /// Refuses a file with a global heap collection (where HDF5 keeps variable-length strings:
@@ -63,11 +66,11 @@ pub fn vet(path: &Path, limits: &Limits) -> Result<()> {
 /// no catch_unwind or time limit inside the process could stop it. The walk mirrors the
 /// library's: same header layout (8-byte lengths, as h5py, anndata and Cell Ranger write),
 /// same steps, and stops where the library would report an error instead.
-fn check_global_heaps(path: &Path) -> Result<()> {
+fn check_global_heaps(path: &Path, file: &std::fs::File) -> Result<()> {
     use std::io::Read;
     use std::os::unix::fs::FileExt;
     let io = |e: std::io::Error| DataError::io(path, e);
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut file = file;
     let len = file.metadata().map_err(io)?.len();
     let mut block = vec![0u8; 1 << 20];
     // the last 3 bytes of the previous block, so that a signature across blocks is seen
@@ -83,7 +86,7 @@ fn check_global_heaps(path: &Path) -> Result<()> {
         window.extend_from_slice(&block[..n]);
         for i in memchr_all(&window, b"GCOL") {
             let offset = base + i as u64;
-            if let Some(reason) = collection_loops(&file, offset, len).map_err(io)? {
+            if let Some(reason) = collection_loops(file, offset, len).map_err(io)? {
                 return Err(DataError::invalid(
                     format!("{}: byte {offset}", path.display()),
                     reason,
@@ -160,6 +163,8 @@ struct Walk<'a> {
     limits: &'a Limits,
     seen: HashSet<String>,
     objects: u64,
+    /// the file itself, for reads the HDF5 library does not make
+    raw: &'a std::fs::File,
 }
 
 impl Walk<'_> {
@@ -330,7 +335,7 @@ impl Walk<'_> {
             return Ok(());
         }
         let io = |e: std::io::Error| DataError::io(self.path, e);
-        let file = std::fs::File::open(self.path).map_err(io)?;
+        let file = self.raw;
         let mut total = 0u128;
         let mut check = |raw: &[u8], element: usize| -> Result<()> {
             for d in raw.chunks_exact(element) {
