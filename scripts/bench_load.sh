@@ -10,7 +10,7 @@
 # simulated dataset are made only when missing. Environment:
 #
 #   CROSSOMICS_BENCH_LOAD_DIR  work folder (default /tmp/crossomics-bench-load; about 3 GB)
-#   SCICAR_DIR                 sci-CAR plain folder (default ../shared/data/scicar_a549)
+#   SCICAR_DIR                 sci-CAR plain folder (default data/scicar_a549)
 #   SIM_CELLS SIM_GENES SIM_PEAKS SIM_THREADS   the simulated dataset (100000 4000 20000 2)
 #   RUNS                       timed runs per reader and dataset (default 3; median reported)
 #   DATASETS                   which to time (default "scicar sim")
@@ -28,7 +28,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
 
 WORK="${CROSSOMICS_BENCH_LOAD_DIR:-/tmp/crossomics-bench-load}"
-SCICAR_DIR="${SCICAR_DIR:-../shared/data/scicar_a549}"
+SCICAR_DIR="${SCICAR_DIR:-data/scicar_a549}"
 SIM_CELLS="${SIM_CELLS:-100000}"
 SIM_GENES="${SIM_GENES:-4000}"
 SIM_PEAKS="${SIM_PEAKS:-20000}"

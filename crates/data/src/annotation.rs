@@ -1,10 +1,19 @@
 //! Gene annotations and CrossMP's gene-activity input: the regulatory potential of the
 //! peaks near each gene's transcription start site.
 //!
-//! Annotation files are TSV with the header `gene\tchrom\tstart\tend\tstrand`, 0-based
-//! half-open coordinates (BED style), chromosomes `chr1`.. (other spellings are unified),
-//! strand `+` or `-`. [`bundled`] returns the two compiled into the crate
-//! (`annotations/grch38_genes.tsv`, `annotations/hg19_genes.tsv`).
+//! Annotation files are TSV, plain or gzip, 0-based half-open coordinates (BED style),
+//! chromosomes `chr1`.. (other spellings are unified), strand `+` or `-`, with one of two
+//! headers:
+//! - [`HEADER`] `gene_id  gene  chrom  start  end  strand  biotype` (what the bundled tables
+//!   use; `gene_id` an Ensembl id, `biotype` a GENCODE gene type);
+//! - [`LEGACY_HEADER`] `gene  chrom  start  end  strand` (older and hand-made files).
+//!
+//! [`bundled_table`] holds the whole-genome tables compiled into the crate for each
+//! [`GenomeBuild`] (`annotations/<build>_genes.tsv.gz`, GENCODE 48 / 19 / M11 / M37 gene
+//! records, see `annotations/PROVENANCE.md`) with their aliases (`<build>_aliases.tsv.gz`:
+//! older symbols, NCBI/MGI synonyms, dataset spellings, each naming one gene id); they are
+//! decoded once per process. [`bundled`] flattens a table into [`GeneLocus`] rows, one per
+//! symbol and one per alias, so a dataset's symbol finds its gene by name.
 //!
 //! Regulatory potential follows MAESTRO's simple model, which CrossMP uses for its gene
 //! activity branch (SPEC section 2): a peak whose centre lies `d` bp from a gene's TSS
@@ -12,9 +21,12 @@
 //! away counts half), peaks farther than `max_distance` nothing (MAESTRO: 15 half-distances,
 //! 150 kb). Gene activity of a cell is its accessibility times these weights.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use nalgebra_sparse::CsrMatrix;
 use serde::{Deserialize, Serialize};
@@ -23,8 +35,14 @@ use crate::error::{DataError, Result};
 use crate::genome::{Peak, unify_chrom};
 use crate::transfer::GenomeBuild;
 
-/// The header every annotation file starts with.
-pub const HEADER: &str = "gene\tchrom\tstart\tend\tstrand";
+/// The header of the annotation tables this crate ships (and writes): seven columns.
+pub const HEADER: &str = "gene_id\tgene\tchrom\tstart\tend\tstrand\tbiotype";
+
+/// The older five-column header, still read (users' own files).
+pub const LEGACY_HEADER: &str = "gene\tchrom\tstart\tend\tstrand";
+
+/// The header of the bundled alias tables.
+pub const ALIAS_HEADER: &str = "alias\tgene_id";
 
 /// CrossMP / MAESTRO half-distance of the regulatory potential: 10 kb.
 pub const DEFAULT_HALF_DISTANCE: f64 = 10_000.0;
@@ -74,16 +92,76 @@ impl GeneLocus {
     }
 }
 
-/// Reads an annotation TSV (see the module docs); errors name the file and line.
-pub fn read_annotation(path: impl AsRef<Path>) -> Result<Vec<GeneLocus>> {
-    let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-    parse_annotation(&text, path)
+/// One row of a seven-column annotation table: a gene record with its id and type.
+/// From a five-column file `gene_id` and `biotype` are empty.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GeneRecord {
+    /// Stable Ensembl id without version (`ENSG00000111640`), unique in a bundled table.
+    pub gene_id: String,
+    /// The locus; `locus.gene` is the symbol (GENCODE names unnamed genes by their id).
+    pub locus: GeneLocus,
+    /// GENCODE gene type (`protein_coding`, `lncRNA`, ...; `unknown` where the source had
+    /// none).
+    pub biotype: String,
 }
 
-/// Parses annotation TSV text; `source` is the file name errors give. Blank lines and
-/// lines starting with `#` are skipped; every other line needs five tab-separated fields.
+impl GeneRecord {
+    /// The symbol.
+    pub fn gene(&self) -> &str {
+        &self.locus.gene
+    }
+}
+
+/// Reads an annotation TSV, plain or gzip, with either header (see the module docs);
+/// errors name the file and line.
+pub fn read_annotation(path: impl AsRef<Path>) -> Result<Vec<GeneLocus>> {
+    Ok(read_gene_records(path)?
+        .into_iter()
+        .map(|r| r.locus)
+        .collect())
+}
+
+/// Reads an annotation TSV, plain or gzip, as [`GeneRecord`]s (see [`read_annotation`]).
+pub fn read_gene_records(path: impl AsRef<Path>) -> Result<Vec<GeneRecord>> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let text = decode_text(&bytes, path)?;
+    parse_gene_records(&text, path)
+}
+
+/// The text of plain or gzip bytes (gzip recognised by its magic number).
+fn decode_text(bytes: &[u8], source: &Path) -> Result<String> {
+    let raw = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                DataError::invalid(
+                    source.display().to_string(),
+                    format!("unreadable gzip: {e}"),
+                )
+            })?;
+        out
+    } else {
+        bytes.to_vec()
+    };
+    String::from_utf8(raw)
+        .map_err(|_| DataError::invalid(source.display().to_string(), "is not text (UTF-8)"))
+}
+
+/// Parses annotation TSV text (either header) into loci; `source` is the file name errors
+/// give. Blank lines and lines starting with `#` are skipped; every other line needs as
+/// many tab-separated fields as the header.
 pub fn parse_annotation(text: &str, source: &Path) -> Result<Vec<GeneLocus>> {
+    Ok(parse_gene_records(text, source)?
+        .into_iter()
+        .map(|r| r.locus)
+        .collect())
+}
+
+/// Parses annotation TSV text (either header) into [`GeneRecord`]s; see
+/// [`parse_annotation`].
+pub fn parse_gene_records(text: &str, source: &Path) -> Result<Vec<GeneRecord>> {
     let err = |line: usize, reason: String| DataError::Parse {
         path: source.to_path_buf(),
         line,
@@ -94,14 +172,16 @@ pub fn parse_annotation(text: &str, source: &Path) -> Result<Vec<GeneLocus>> {
         .enumerate()
         .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
         .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
-    match lines.next() {
-        Some((_, HEADER)) => {}
+    let full = match lines.next() {
+        Some((_, HEADER)) => true,
+        Some((_, LEGACY_HEADER)) => false,
         Some((n, other)) => {
             return Err(err(
                 n,
                 format!(
-                    "expected the header `{}`, found `{other}`",
-                    HEADER.escape_default()
+                    "expected the header `{}` (or `{}`), found `{other}`",
+                    HEADER.escape_default(),
+                    LEGACY_HEADER.escape_default()
                 ),
             ));
         }
@@ -111,23 +191,36 @@ pub fn parse_annotation(text: &str, source: &Path) -> Result<Vec<GeneLocus>> {
                 reason: "no header and no genes".into(),
             });
         }
-    }
+    };
     let mut genes = Vec::new();
     for (n, line) in lines {
         let fields: Vec<&str> = line.split('\t').collect();
-        let [gene, chrom, start, end, strand] = fields[..] else {
-            return Err(err(
-                n,
-                format!(
-                    "{} tab-separated fields, expected 5 (gene, chrom, start, end, strand)",
-                    fields.len()
-                ),
-            ));
+        let (gene_id, gene, chrom, start, end, strand, biotype) = match (full, &fields[..]) {
+            (true, &[id, gene, chrom, start, end, strand, biotype]) => {
+                (id.trim(), gene, chrom, start, end, strand, biotype.trim())
+            }
+            (false, &[gene, chrom, start, end, strand]) => {
+                ("", gene, chrom, start, end, strand, "")
+            }
+            _ => {
+                let want = if full {
+                    "7 (gene_id, gene, chrom, start, end, strand, biotype)"
+                } else {
+                    "5 (gene, chrom, start, end, strand)"
+                };
+                return Err(err(
+                    n,
+                    format!("{} tab-separated fields, expected {want}", fields.len()),
+                ));
+            }
         };
         let gene = gene.trim();
         let chrom = chrom.trim();
         if gene.is_empty() || chrom.is_empty() {
             return Err(err(n, "empty gene or chromosome name".into()));
+        }
+        if full && gene_id.is_empty() {
+            return Err(err(n, "empty gene_id".into()));
         }
         let coord = |what: &str, v: &str| {
             v.trim()
@@ -148,12 +241,16 @@ pub fn parse_annotation(text: &str, source: &Path) -> Result<Vec<GeneLocus>> {
             "-" => Strand::Minus,
             other => return Err(err(n, format!("strand `{other}` is neither `+` nor `-`"))),
         };
-        genes.push(GeneLocus {
-            gene: gene.to_string(),
-            chrom: unify_chrom(chrom),
-            start,
-            end,
-            strand,
+        genes.push(GeneRecord {
+            gene_id: gene_id.to_string(),
+            locus: GeneLocus {
+                gene: gene.to_string(),
+                chrom: unify_chrom(chrom),
+                start,
+                end,
+                strand,
+            },
+            biotype: biotype.to_string(),
         });
     }
     if genes.is_empty() {
@@ -165,20 +262,259 @@ pub fn parse_annotation(text: &str, source: &Path) -> Result<Vec<GeneLocus>> {
     Ok(genes)
 }
 
-/// The annotation shipped for a build: `annotations/grch38_genes.tsv` or
-/// `annotations/hg19_genes.tsv`, compiled into the crate (`include_str!`), so it needs no
-/// file at run time. They hold the genes of the bundled datasets (see
-/// `annotations/PROVENANCE.md`), not whole genomes; for other data use [`read_annotation`].
-pub fn bundled(build: GenomeBuild) -> Result<Vec<GeneLocus>> {
-    let (text, file) = match build {
-        GenomeBuild::Grch38 => (GRCH38_GENES, "grch38_genes.tsv"),
-        GenomeBuild::Hg19 => (HG19_GENES, "hg19_genes.tsv"),
-    };
-    parse_annotation(text, &Path::new("crates/data/annotations").join(file))
+// ---------------------------------------------------------------------------------------
+// Bundled tables
+// ---------------------------------------------------------------------------------------
+
+/// A whole-genome gene table of one build with its aliases, indexed by symbol, alias and
+/// gene id (all symbol and alias look-ups ignore ASCII case).
+#[derive(Debug, Clone)]
+pub struct GeneTable {
+    build: GenomeBuild,
+    records: Vec<GeneRecord>,
+    /// (alias, record index), sorted by alias
+    aliases: Vec<(String, usize)>,
+    /// upper-case symbol -> primary record
+    by_symbol: HashMap<String, usize>,
+    /// upper-case alias -> record
+    by_alias: HashMap<String, usize>,
+    by_id: HashMap<String, usize>,
 }
 
-const GRCH38_GENES: &str = include_str!("../annotations/grch38_genes.tsv");
-const HG19_GENES: &str = include_str!("../annotations/hg19_genes.tsv");
+/// Which record of a symbol with several (PAR genes on chrX and chrY, a few duplicated
+/// names) its symbol finds: not chrY before chrY, then `protein_coding`, then the longest,
+/// then the first by chromosome, start and gene id. `scripts/gene_annotation.py` uses the
+/// same order for the coverage fixture.
+fn primary_key(r: &GeneRecord) -> (bool, bool, Reverse<u64>, u32, u64, &str) {
+    let l = &r.locus;
+    (
+        l.chrom == "chrY",
+        r.biotype != "protein_coding",
+        Reverse(l.end - l.start),
+        chrom_rank(&l.chrom),
+        l.start,
+        r.gene_id.as_str(),
+    )
+}
+
+/// chr1.. numerically, then chrX, chrY, chrM, then anything else.
+fn chrom_rank(chrom: &str) -> u32 {
+    let s = chrom.strip_prefix("chr").unwrap_or(chrom);
+    match s {
+        "X" => 100,
+        "Y" => 101,
+        "M" => 102,
+        _ => s.parse().unwrap_or(200),
+    }
+}
+
+impl GeneTable {
+    /// A table from records and `(alias, gene_id)` pairs. Errors on a duplicated gene id, an
+    /// alias naming an id the table lacks, or an alias that is (ignoring case) a symbol or
+    /// another alias of the table.
+    pub fn new(
+        build: GenomeBuild,
+        records: Vec<GeneRecord>,
+        aliases: Vec<(String, String)>,
+        source: &str,
+    ) -> Result<Self> {
+        let mut by_id = HashMap::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            if by_id.insert(r.gene_id.clone(), i).is_some() {
+                return Err(DataError::invalid(
+                    source,
+                    format!("gene id `{}` twice", r.gene_id),
+                ));
+            }
+        }
+        let mut by_symbol: HashMap<String, usize> = HashMap::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            by_symbol
+                .entry(r.gene().to_ascii_uppercase())
+                .and_modify(|j| {
+                    if primary_key(r) < primary_key(&records[*j]) {
+                        *j = i;
+                    }
+                })
+                .or_insert(i);
+        }
+        let mut by_alias = HashMap::with_capacity(aliases.len());
+        let mut listed = Vec::with_capacity(aliases.len());
+        for (alias, id) in aliases {
+            let Some(&i) = by_id.get(&id) else {
+                return Err(DataError::invalid(
+                    source,
+                    format!("alias `{alias}` names gene id `{id}`, which the table lacks"),
+                ));
+            };
+            let key = alias.to_ascii_uppercase();
+            if by_symbol.contains_key(&key) || by_alias.insert(key, i).is_some() {
+                return Err(DataError::invalid(
+                    source,
+                    format!("alias `{alias}` is a symbol or another alias of the table"),
+                ));
+            }
+            listed.push((alias, i));
+        }
+        listed.sort_unstable();
+        Ok(Self {
+            build,
+            records,
+            aliases: listed,
+            by_symbol,
+            by_alias,
+            by_id,
+        })
+    }
+
+    /// The build the table is on.
+    pub fn build(&self) -> GenomeBuild {
+        self.build
+    }
+
+    /// Every gene record, sorted by chromosome and start.
+    pub fn records(&self) -> &[GeneRecord] {
+        &self.records
+    }
+
+    /// `(alias, gene)` pairs, sorted by alias.
+    pub fn aliases(&self) -> impl Iterator<Item = (&str, &GeneRecord)> {
+        self.aliases
+            .iter()
+            .map(|(a, i)| (a.as_str(), &self.records[*i]))
+    }
+
+    /// The record of an Ensembl gene id (without version).
+    pub fn by_id(&self, gene_id: &str) -> Option<&GeneRecord> {
+        self.by_id.get(gene_id).map(|&i| &self.records[i])
+    }
+
+    /// The record a symbol names (ignoring ASCII case; the primary one, see
+    /// [`GeneTable::new`], when several records share it), aliases not consulted.
+    pub fn by_symbol(&self, symbol: &str) -> Option<&GeneRecord> {
+        self.by_symbol
+            .get(&symbol.to_ascii_uppercase())
+            .map(|&i| &self.records[i])
+    }
+
+    /// The record a name finds: a symbol first, then an alias (both ignoring ASCII case).
+    pub fn lookup(&self, name: &str) -> Option<&GeneRecord> {
+        let key = name.to_ascii_uppercase();
+        self.by_symbol
+            .get(&key)
+            .or_else(|| self.by_alias.get(&key))
+            .map(|&i| &self.records[i])
+    }
+
+    /// One locus per symbol (its primary record, in table order) followed by one per alias
+    /// (named by the alias, at its gene), so no two share a name ignoring case.
+    pub fn loci(&self) -> Vec<GeneLocus> {
+        let mut out = Vec::with_capacity(self.by_symbol.len() + self.aliases.len());
+        out.extend(
+            self.records
+                .iter()
+                .enumerate()
+                .filter(|&(i, r)| self.by_symbol[&r.gene().to_ascii_uppercase()] == i)
+                .map(|(_, r)| r.locus.clone()),
+        );
+        out.extend(self.aliases.iter().map(|(alias, i)| GeneLocus {
+            gene: alias.clone(),
+            ..self.records[*i].locus.clone()
+        }));
+        out
+    }
+}
+
+/// Parses an alias table (`alias\tgene_id` header, then one pair a line).
+fn parse_aliases(text: &str, source: &Path) -> Result<Vec<(String, String)>> {
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, ALIAS_HEADER)) => {}
+        other => {
+            return Err(DataError::Parse {
+                path: source.to_path_buf(),
+                line: 1,
+                reason: format!(
+                    "expected the header `{}`, found `{}`",
+                    ALIAS_HEADER.escape_default(),
+                    other.map_or("", |(_, l)| l)
+                ),
+            });
+        }
+    }
+    lines
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, l)| match l.split_once('\t') {
+            Some((a, id)) if !a.is_empty() && !id.is_empty() && !id.contains('\t') => {
+                Ok((a.to_string(), id.to_string()))
+            }
+            _ => Err(DataError::Parse {
+                path: source.to_path_buf(),
+                line: i + 1,
+                reason: "expected `alias<TAB>gene_id`".into(),
+            }),
+        })
+        .collect()
+}
+
+/// The compressed tables compiled into the crate: (genes, aliases, file stem).
+fn bundled_bytes(build: GenomeBuild) -> (&'static [u8], &'static [u8], &'static str) {
+    match build {
+        GenomeBuild::Grch38 => (
+            include_bytes!("../annotations/grch38_genes.tsv.gz"),
+            include_bytes!("../annotations/grch38_aliases.tsv.gz"),
+            "grch38",
+        ),
+        GenomeBuild::Hg19 => (
+            include_bytes!("../annotations/hg19_genes.tsv.gz"),
+            include_bytes!("../annotations/hg19_aliases.tsv.gz"),
+            "hg19",
+        ),
+        GenomeBuild::Mm10 => (
+            include_bytes!("../annotations/mm10_genes.tsv.gz"),
+            include_bytes!("../annotations/mm10_aliases.tsv.gz"),
+            "mm10",
+        ),
+        GenomeBuild::Grcm39 => (
+            include_bytes!("../annotations/grcm39_genes.tsv.gz"),
+            include_bytes!("../annotations/grcm39_aliases.tsv.gz"),
+            "grcm39",
+        ),
+    }
+}
+
+fn decode_bundled(build: GenomeBuild) -> Result<GeneTable> {
+    let (genes, aliases, stem) = bundled_bytes(build);
+    let dir = Path::new("crates/data/annotations");
+    let genes_path = dir.join(format!("{stem}_genes.tsv.gz"));
+    let aliases_path = dir.join(format!("{stem}_aliases.tsv.gz"));
+    let records = parse_gene_records(&decode_text(genes, &genes_path)?, &genes_path)?;
+    let aliases = parse_aliases(&decode_text(aliases, &aliases_path)?, &aliases_path)?;
+    GeneTable::new(build, records, aliases, &aliases_path.display().to_string())
+}
+
+/// The whole-genome table compiled into the crate for a build, decoded on first use and
+/// kept for the life of the process (later calls cost nothing).
+pub fn bundled_table(build: GenomeBuild) -> Result<&'static GeneTable> {
+    static TABLES: [OnceLock<std::result::Result<GeneTable, String>>; GenomeBuild::ALL.len()] =
+        [const { OnceLock::new() }; GenomeBuild::ALL.len()];
+    let slot = GenomeBuild::ALL
+        .iter()
+        .position(|b| *b == build)
+        .expect("GenomeBuild::ALL lists every build");
+    TABLES[slot]
+        .get_or_init(|| decode_bundled(build).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| DataError::invalid(format!("the bundled {build} annotation"), e.clone()))
+}
+
+/// The annotation shipped for a build as loci: one per symbol and one per alias (see
+/// [`GeneTable::loci`]), so a caller that keeps the loci its dataset's genes name (ignoring
+/// case) also finds renamed genes. Whole genomes (e.g. about 78,700 GRCh38 genes and 75,700
+/// aliases); the table is decoded once ([`bundled_table`]), each call clones the loci.
+pub fn bundled(build: GenomeBuild) -> Result<Vec<GeneLocus>> {
+    Ok(bundled_table(build)?.loci())
+}
 
 /// Peaks x genes weights `2^(-d / half_distance)`, `d` the distance in bp from the peak's
 /// centre (`(start + end) / 2`, may end in .5) to the gene's [`GeneLocus::tss`]; only pairs

@@ -52,6 +52,18 @@ pub enum DatasetConfig {
     /// A 10x Genomics Cell Ranger ARC matrix folder (`filtered_feature_bc_matrix/`:
     /// `matrix.mtx.gz`, `features.tsv.gz`, `barcodes.tsv.gz`).
     TenxMtx { path: PathBuf },
+    /// RNA counts plus a 10x ATAC fragments file (`fragments.tsv.gz`), counted into peaks
+    /// per RNA cell barcode ([`crate::fragments::read_paired`]).
+    Fragments {
+        /// A 10x `filtered_feature_bc_matrix.h5` or folder (its `Gene Expression`
+        /// features), or an `.h5ad` of raw counts; its barcodes are the cells.
+        rna: PathBuf,
+        /// The fragments file (BGZF with a tabix index beside it, gzip or plain text).
+        fragments: PathBuf,
+        /// A BED file of the peaks to count; by default the peaks of a 10x Multiome `rna`.
+        #[serde(default)]
+        peaks: Option<PathBuf>,
+    },
 }
 
 fn yes() -> bool {
@@ -100,6 +112,16 @@ impl DatasetConfig {
             Self::Bundled { name } => crate::sample::load(name),
             Self::Plain { path } => crate::plain::read_dir(&base.join(path), limits),
             Self::TenxMtx { path } => crate::tenx::read_mtx_dir(&base.join(path), limits),
+            Self::Fragments {
+                rna,
+                fragments,
+                peaks,
+            } => crate::fragments::read_paired(
+                &base.join(rna),
+                &base.join(fragments),
+                peaks.as_ref().map(|p| base.join(p)).as_deref(),
+                limits,
+            ),
             Self::H5ad { .. } | Self::H5mu { .. } | Self::TenxH5 { .. } => {
                 self.load_hdf5(base, limits)
             }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod dataset;
 pub mod error;
 pub mod fitted;
+pub mod fragments;
 pub mod genome;
 pub mod h5ad;
 pub mod hdf5_vet;

@@ -1,6 +1,6 @@
 //! The plain layout: `rna_counts.mtx[.gz]`, `atac_counts.mtx[.gz]` (cells x features),
 //! `genes.tsv`, `peaks.tsv` (one feature a line, in column order) and `cells.tsv`
-//! (header, then barcode and labels, in row order). See `../shared/data/README.md`.
+//! (header, then barcode and labels, in row order). See `data/README.md` and `docs/datasets.md`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -240,7 +240,7 @@ pub fn parse_peaks(names: &[String], source: &str) -> Result<Vec<Peak>> {
 // Genome builds
 // ---------------------------------------------------------------------------------------
 
-/// A human reference genome build.
+/// A reference genome build: human GRCh38 / hg19, mouse mm10 (GRCm38) / GRCm39.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum GenomeBuild {
@@ -248,69 +248,184 @@ pub enum GenomeBuild {
     Grch38,
     /// UCSC hg19 = GRCh37 (hg19's chrM is the older 16,571 bp sequence, not rCRS)
     Hg19,
+    /// UCSC mm10 = GRCm38 (mouse)
+    Mm10,
+    /// GRCm39 = UCSC mm39 (mouse)
+    Grcm39,
+}
+
+/// The species of a [`GenomeBuild`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Species {
+    Human,
+    Mouse,
 }
 
 /// Lengths of chr1-22, X, Y and M in bp, from UCSC's chromInfo tables
 /// (`hgdownload.soe.ucsc.edu/goldenPath/{hg38,hg19}/database/chromInfo.txt.gz`, the same
 /// numbers as `{hg38,hg19}.chrom.sizes`).
-const CHROM_LENGTHS: [(&str, u64, u64); 25] = [
-    // (chromosome, GRCh38 / hg38, hg19)
-    ("chr1", 248_956_422, 249_250_621),
-    ("chr2", 242_193_529, 243_199_373),
-    ("chr3", 198_295_559, 198_022_430),
-    ("chr4", 190_214_555, 191_154_276),
-    ("chr5", 181_538_259, 180_915_260),
-    ("chr6", 170_805_979, 171_115_067),
-    ("chr7", 159_345_973, 159_138_663),
-    ("chr8", 145_138_636, 146_364_022),
-    ("chr9", 138_394_717, 141_213_431),
-    ("chr10", 133_797_422, 135_534_747),
-    ("chr11", 135_086_622, 135_006_516),
-    ("chr12", 133_275_309, 133_851_895),
-    ("chr13", 114_364_328, 115_169_878),
-    ("chr14", 107_043_718, 107_349_540),
-    ("chr15", 101_991_189, 102_531_392),
-    ("chr16", 90_338_345, 90_354_753),
-    ("chr17", 83_257_441, 81_195_210),
-    ("chr18", 80_373_285, 78_077_248),
-    ("chr19", 58_617_616, 59_128_983),
-    ("chr20", 64_444_167, 63_025_520),
-    ("chr21", 46_709_983, 48_129_895),
-    ("chr22", 50_818_468, 51_304_566),
-    ("chrX", 156_040_895, 155_270_560),
-    ("chrY", 57_227_415, 59_373_566),
-    ("chrM", 16_569, 16_571),
+const GRCH38_LENGTHS: [(&str, u64); 25] = [
+    ("chr1", 248_956_422),
+    ("chr2", 242_193_529),
+    ("chr3", 198_295_559),
+    ("chr4", 190_214_555),
+    ("chr5", 181_538_259),
+    ("chr6", 170_805_979),
+    ("chr7", 159_345_973),
+    ("chr8", 145_138_636),
+    ("chr9", 138_394_717),
+    ("chr10", 133_797_422),
+    ("chr11", 135_086_622),
+    ("chr12", 133_275_309),
+    ("chr13", 114_364_328),
+    ("chr14", 107_043_718),
+    ("chr15", 101_991_189),
+    ("chr16", 90_338_345),
+    ("chr17", 83_257_441),
+    ("chr18", 80_373_285),
+    ("chr19", 58_617_616),
+    ("chr20", 64_444_167),
+    ("chr21", 46_709_983),
+    ("chr22", 50_818_468),
+    ("chrX", 156_040_895),
+    ("chrY", 57_227_415),
+    ("chrM", 16_569),
+];
+
+/// See [`GRCH38_LENGTHS`].
+const HG19_LENGTHS: [(&str, u64); 25] = [
+    ("chr1", 249_250_621),
+    ("chr2", 243_199_373),
+    ("chr3", 198_022_430),
+    ("chr4", 191_154_276),
+    ("chr5", 180_915_260),
+    ("chr6", 171_115_067),
+    ("chr7", 159_138_663),
+    ("chr8", 146_364_022),
+    ("chr9", 141_213_431),
+    ("chr10", 135_534_747),
+    ("chr11", 135_006_516),
+    ("chr12", 133_851_895),
+    ("chr13", 115_169_878),
+    ("chr14", 107_349_540),
+    ("chr15", 102_531_392),
+    ("chr16", 90_354_753),
+    ("chr17", 81_195_210),
+    ("chr18", 78_077_248),
+    ("chr19", 59_128_983),
+    ("chr20", 63_025_520),
+    ("chr21", 48_129_895),
+    ("chr22", 51_304_566),
+    ("chrX", 155_270_560),
+    ("chrY", 59_373_566),
+    ("chrM", 16_571),
+];
+
+/// Lengths of chr1-19, X, Y and M in bp: UCSC mm10 (`mm10.chrom.sizes`), as shipped in the
+/// PyPI package RGT 1.0.2, file `data/mm10/chrom.sizes.mm10`.
+const MM10_LENGTHS: [(&str, u64); 22] = [
+    ("chr1", 195_471_971),
+    ("chr2", 182_113_224),
+    ("chr3", 160_039_680),
+    ("chr4", 156_508_116),
+    ("chr5", 151_834_684),
+    ("chr6", 149_736_546),
+    ("chr7", 145_441_459),
+    ("chr8", 129_401_213),
+    ("chr9", 124_595_110),
+    ("chr10", 130_694_993),
+    ("chr11", 122_082_543),
+    ("chr12", 120_129_022),
+    ("chr13", 120_421_639),
+    ("chr14", 124_902_244),
+    ("chr15", 104_043_685),
+    ("chr16", 98_207_768),
+    ("chr17", 94_987_271),
+    ("chr18", 90_702_639),
+    ("chr19", 61_431_566),
+    ("chrX", 171_031_299),
+    ("chrY", 91_744_698),
+    ("chrM", 16_299),
+];
+
+/// Lengths of chr1-19, X, Y and M in bp: UCSC mm39 = GRCm39 (`mm39.chrom.sizes`), as
+/// shipped in the PyPI package RGT 1.0.2, file `data/mm39/chrom.sizes.mm39`.
+const GRCM39_LENGTHS: [(&str, u64); 22] = [
+    ("chr1", 195_154_279),
+    ("chr2", 181_755_017),
+    ("chr3", 159_745_316),
+    ("chr4", 156_860_686),
+    ("chr5", 151_758_149),
+    ("chr6", 149_588_044),
+    ("chr7", 144_995_196),
+    ("chr8", 130_127_694),
+    ("chr9", 124_359_700),
+    ("chr10", 130_530_862),
+    ("chr11", 121_973_369),
+    ("chr12", 120_092_757),
+    ("chr13", 120_883_175),
+    ("chr14", 125_139_656),
+    ("chr15", 104_073_951),
+    ("chr16", 98_008_968),
+    ("chr17", 95_294_699),
+    ("chr18", 90_720_763),
+    ("chr19", 61_420_004),
+    ("chrX", 169_476_592),
+    ("chrY", 91_455_967),
+    ("chrM", 16_299),
 ];
 
 impl GenomeBuild {
-    pub const ALL: [GenomeBuild; 2] = [GenomeBuild::Grch38, GenomeBuild::Hg19];
+    pub const ALL: [GenomeBuild; 4] = [
+        GenomeBuild::Grch38,
+        GenomeBuild::Hg19,
+        GenomeBuild::Mm10,
+        GenomeBuild::Grcm39,
+    ];
 
-    /// The canonical name: `GRCh38` or `hg19`.
+    /// The canonical name: `GRCh38`, `hg19`, `mm10` or `GRCm39`.
     pub fn name(self) -> &'static str {
         match self {
             GenomeBuild::Grch38 => "GRCh38",
             GenomeBuild::Hg19 => "hg19",
+            GenomeBuild::Mm10 => "mm10",
+            GenomeBuild::Grcm39 => "GRCm39",
         }
     }
 
-    /// The other of the two builds.
-    pub fn other(self) -> Self {
+    /// Human or mouse.
+    pub fn species(self) -> Species {
         match self {
-            GenomeBuild::Grch38 => GenomeBuild::Hg19,
-            GenomeBuild::Hg19 => GenomeBuild::Grch38,
+            GenomeBuild::Grch38 | GenomeBuild::Hg19 => Species::Human,
+            GenomeBuild::Mm10 | GenomeBuild::Grcm39 => Species::Mouse,
         }
     }
 
-    /// `(chromosome, length)` of chr1-22, X, Y, M.
+    /// The other build of the same species (GRCh38 <-> hg19, mm10 <-> GRCm39), the one
+    /// data of this species is most often on instead; `None` for a build without one.
+    pub fn same_species_other(self) -> Option<Self> {
+        match self {
+            GenomeBuild::Grch38 => Some(GenomeBuild::Hg19),
+            GenomeBuild::Hg19 => Some(GenomeBuild::Grch38),
+            GenomeBuild::Mm10 => Some(GenomeBuild::Grcm39),
+            GenomeBuild::Grcm39 => Some(GenomeBuild::Mm10),
+        }
+    }
+
+    /// `(chromosome, length)` of chr1-22 (human) or chr1-19 (mouse), X, Y, M.
     pub fn chrom_lengths(self) -> impl Iterator<Item = (&'static str, u64)> {
-        CHROM_LENGTHS.iter().map(move |&(c, a, b)| match self {
-            GenomeBuild::Grch38 => (c, a),
-            GenomeBuild::Hg19 => (c, b),
-        })
+        let table: &'static [(&'static str, u64)] = match self {
+            GenomeBuild::Grch38 => &GRCH38_LENGTHS,
+            GenomeBuild::Hg19 => &HG19_LENGTHS,
+            GenomeBuild::Mm10 => &MM10_LENGTHS,
+            GenomeBuild::Grcm39 => &GRCM39_LENGTHS,
+        };
+        table.iter().copied()
     }
 
     /// The length of a chromosome (any spelling: `1`, `chr1`, `MT`); `None` for contigs
-    /// and anything else outside chr1-22, X, Y, M.
+    /// and anything else outside the build's numbered chromosomes, X, Y, M.
     pub fn chrom_length(self, chrom: &str) -> Option<u64> {
         let unified = unify_chrom(chrom);
         self.chrom_lengths()
@@ -328,13 +443,17 @@ impl fmt::Display for GenomeBuild {
 impl FromStr for GenomeBuild {
     type Err = String;
 
-    /// `GRCh38` / `hg38` and `GRCh37` / `hg19`, in any case.
+    /// `GRCh38` / `hg38`, `GRCh37` / `hg19`, `mm10` / `GRCm38` and `GRCm39` / `mm39`, in
+    /// any case.
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim().to_ascii_lowercase().as_str() {
             "grch38" | "hg38" => Ok(GenomeBuild::Grch38),
             "grch37" | "hg19" => Ok(GenomeBuild::Hg19),
+            "mm10" | "grcm38" => Ok(GenomeBuild::Mm10),
+            "grcm39" | "mm39" => Ok(GenomeBuild::Grcm39),
             _ => Err(format!(
-                "`{s}` is not a genome build (expected GRCh38 / hg38 or GRCh37 / hg19)"
+                "`{s}` is not a genome build (expected GRCh38 / hg38, GRCh37 / hg19, \
+                 mm10 / GRCm38 or GRCm39 / mm39)"
             )),
         }
     }
@@ -411,20 +530,24 @@ pub fn check_build(
     };
     let others = beyond.count();
     let len = reference.chrom_length(&first.chrom).unwrap_or(0);
-    let other = reference.other();
-    let other_len = other.chrom_length(&first.chrom).unwrap_or(0);
-    let fits = if first.end <= other_len {
-        format!(
-            "it fits {other} ({} is {} bp there): the data is probably {other}; lift it over \
-             to {reference} (UCSC liftOver, CrossMap)",
-            first.chrom,
-            thousands(other_len)
-        )
-    } else {
-        format!(
-            "it fits neither {reference} nor {other} ({} bp there)",
-            thousands(other_len)
-        )
+    let fits = match reference.same_species_other() {
+        Some(other) => match other.chrom_length(&first.chrom) {
+            Some(other_len) if first.end <= other_len => format!(
+                "it fits {other} ({} is {} bp there): the data is probably {other}; lift it \
+                 over to {reference} (UCSC liftOver, CrossMap)",
+                first.chrom,
+                thousands(other_len)
+            ),
+            Some(other_len) => format!(
+                "it fits neither {reference} nor {other} ({} bp there)",
+                thousands(other_len)
+            ),
+            None => format!(
+                "it fits neither {reference} nor {other} (no {} there)",
+                first.chrom
+            ),
+        },
+        None => format!("it does not fit {reference}"),
     };
     let more = if others > 0 {
         format!(" ({others} more peaks end past their chromosome)")
@@ -985,10 +1108,27 @@ mod tests {
             ("grch37", GenomeBuild::Hg19),
             ("hg19", GenomeBuild::Hg19),
             (" GRCh37 ", GenomeBuild::Hg19),
+            ("mm10", GenomeBuild::Mm10),
+            ("GRCm38", GenomeBuild::Mm10),
+            ("grcm39", GenomeBuild::Grcm39),
+            ("MM39", GenomeBuild::Grcm39),
         ] {
             assert_eq!(text.parse::<GenomeBuild>().unwrap(), build, "{text}");
         }
-        assert!("mm10".parse::<GenomeBuild>().unwrap_err().contains("mm10"));
+        let e = "mm9".parse::<GenomeBuild>().unwrap_err();
+        assert!(e.contains("mm9") && e.contains("GRCm39"), "{e}");
+        for b in GenomeBuild::ALL {
+            assert_eq!(b.name().parse::<GenomeBuild>().unwrap(), b);
+            let other = b.same_species_other().unwrap();
+            assert_eq!(other.species(), b.species());
+            assert_eq!(other.same_species_other(), Some(b));
+        }
+        assert_eq!(GenomeBuild::Mm10.species(), Species::Mouse);
+        assert_eq!(GenomeBuild::Mm10.chrom_length("1"), Some(195_471_971));
+        assert_eq!(GenomeBuild::Grcm39.chrom_length("chr1"), Some(195_154_279));
+        assert_eq!(GenomeBuild::Grcm39.chrom_length("MT"), Some(16_299));
+        assert_eq!(GenomeBuild::Mm10.chrom_length("chr20"), None);
+        assert_eq!(GenomeBuild::Grcm39.chrom_lengths().count(), 22);
         assert_eq!(GenomeBuild::Grch38.chrom_length("1"), Some(248_956_422));
         assert_eq!(GenomeBuild::Hg19.chrom_length("chrX"), Some(155_270_560));
         assert_eq!(GenomeBuild::Hg19.chrom_length("MT"), Some(16_571));

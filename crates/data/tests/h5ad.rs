@@ -1,5 +1,5 @@
 //! AnnData / MuData / 10x HDF5 readers and the h5ad writer, on the real files that Python
-//! anndata and mudata wrote (`../shared/data`), on synthetic files, against Python
+//! anndata and mudata wrote (`data/` in the repository), on synthetic files, against Python
 //! `anndata.read_h5ad`, and on broken input.
 //!
 //! The Python round trip uses a venv at `<repo>/.venv-anndata` with the anndata version
@@ -23,11 +23,11 @@ use proptest::prelude::*;
 
 fn shared(rel: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
+        .join("../../data")
         .join(rel);
     assert!(
         p.exists(),
-        "{} is missing: the shared data folder must sit beside the clone",
+        "{} is missing: the repository's data/ folder (see data/README.md)",
         p.display()
     );
     p

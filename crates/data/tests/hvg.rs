@@ -67,11 +67,11 @@ fn fixture(name: &str) -> Fixture {
 
 fn shared(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
+        .join("../../data")
         .join(name);
     assert!(
         dir.is_dir(),
-        "{} is missing: the shared data folder must sit beside the clone",
+        "{} is missing: the repository's data/ folder (see data/README.md)",
         dir.display()
     );
     dir

@@ -137,6 +137,27 @@ fn read_classified(
                 Outcome::Refused("then an HDF5 file that is no 10x matrix".into())
             }
         }
+        crossomics_portal::Input::PlainDir(d) => {
+            match crossomics_data::plain::read_dir(d, limits) {
+                Ok(_) => Outcome::Ok,
+                Err(e) => Outcome::Refused(format!("then {}", data_kind(&e, scratch))),
+            }
+        }
+        crossomics_portal::Input::Fragments {
+            fragments,
+            barcodes,
+        } => {
+            let counted =
+                crossomics_data::fragments::read_barcodes(barcodes, limits).and_then(|cells| {
+                    let peak = crossomics_data::Peak::parse("chr1:0-1000000000")
+                        .expect("a valid interval");
+                    crossomics_data::fragments::count(fragments, &cells, &[peak], limits)
+                });
+            match counted {
+                Ok(_) => Outcome::Ok,
+                Err(e) => Outcome::Refused(format!("then {}", data_kind(&e, scratch))),
+            }
+        }
     }
 }
 

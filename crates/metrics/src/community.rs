@@ -951,9 +951,74 @@ pub fn cluster_optimal_resolution(
     Ok(OptimalClustering { clusters, nmi, ari })
 }
 
+/// Leiden clusters of an embedding as scanpy's defaults find them (`sc.pp.neighbors` with
+/// 15 neighbours counting the cell itself, UMAP connectivities, `sc.tl.leiden` at
+/// `resolution`): the label-free clustering the runner writes for the user to annotate.
+/// Fewer than 3 cells form one cluster. Errors: empty or non-finite input.
+pub fn leiden_of_embedding(
+    emb: ndarray::ArrayView2<f32>,
+    resolution: f64,
+    seed: u64,
+) -> Result<CommunityResult, MetricError> {
+    let n = emb.nrows();
+    if n == 0 {
+        return Err(MetricError::Empty { what: "embedding" });
+    }
+    if n < 3 {
+        if emb.iter().any(|v| !v.is_finite()) {
+            return Err(MetricError::invalid(
+                "embedding",
+                "holds NaN or infinite values",
+            ));
+        }
+        return Ok(CommunityResult {
+            labels: vec![0; n],
+            n_clusters: 1,
+            resolution,
+            modularity: 0.0,
+        });
+    }
+    let k = 14.min(n - 1);
+    let nn = crate::knn::knn_graph(emb, k, &crate::knn::KnnMethod::default())?;
+    let graph = WeightedGraph::umap_connectivities(&nn);
+    leiden(
+        &graph,
+        &ClusterParams {
+            resolution,
+            seed,
+            ..ClusterParams::default()
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leiden_of_an_embedding_finds_well_separated_groups_without_labels() {
+        // three tight blobs of 20 points, far apart
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let x = ndarray::Array2::from_shape_fn((60, 4), |(i, j)| {
+            let centre = if j == i / 20 { 50.0 } else { 0.0 };
+            centre + rng.gen_range(-1.0f32..1.0)
+        });
+        let r = leiden_of_embedding(x.view(), 1.0, 0).unwrap();
+        assert_eq!(r.n_clusters, 3, "{:?}", r.labels);
+        for blob in 0..3 {
+            let c = r.labels[blob * 20];
+            assert!(r.labels[blob * 20..(blob + 1) * 20].iter().all(|&l| l == c));
+        }
+        let tiny = ndarray::Array2::<f32>::zeros((2, 3));
+        assert_eq!(
+            leiden_of_embedding(tiny.view(), 1.0, 0).unwrap().labels,
+            vec![0, 0]
+        );
+        let mut bad = x.clone();
+        bad[[5, 1]] = f32::NAN;
+        assert!(leiden_of_embedding(bad.view(), 1.0, 0).is_err());
+        assert!(leiden_of_embedding(x.slice(ndarray::s![..0, ..]), 1.0, 0).is_err());
+    }
 
     /// `c` cliques of `s` nodes, consecutive cliques joined by one edge (a ring).
     fn ring_of_cliques(c: usize, s: usize) -> (WeightedGraph, Vec<usize>) {

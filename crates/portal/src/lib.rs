@@ -141,6 +141,15 @@ pub enum Input {
     /// A folder with `matrix.mtx[.gz]`, `features.tsv[.gz]` (or `genes.tsv`) and
     /// `barcodes.tsv[.gz]`, as 10x writes it.
     MatrixMarketDir(PathBuf),
+    /// A folder in crossomics' plain layout (`rna_counts.mtx[.gz]`, `atac_counts.mtx[.gz]`,
+    /// `genes.tsv`, `peaks.tsv`, `cells.tsv`).
+    PlainDir(PathBuf),
+    /// A 10x ATAC fragments file and the cells' barcodes (its tabix index beside it when
+    /// one was uploaded): counted into the model's peaks.
+    Fragments {
+        fragments: PathBuf,
+        barcodes: PathBuf,
+    },
 }
 
 impl Input {
@@ -149,6 +158,10 @@ impl Input {
         match self {
             Self::Hdf5(_) => "HDF5 (h5ad or 10x h5)",
             Self::MatrixMarketDir(_) => "MatrixMarket folder (matrix.mtx, features, barcodes)",
+            Self::PlainDir(_) => {
+                "plain-layout folder (rna_counts.mtx, atac_counts.mtx, genes, peaks, cells)"
+            }
+            Self::Fragments { .. } => "ATAC fragments file with barcodes",
         }
     }
 }

@@ -126,7 +126,7 @@ pub fn index(
     b.push_str("</select></label></p>");
     b.push_str(
         "<p><label>Genome build of the peaks (ATAC uploads) <select name=\"genome\" id=\"genome\">\
-         <option value=\"\">as the model</option><option>GRCh38</option><option>hg19</option>\
+         <option value=\"\">as the model</option><option>GRCh38</option><option>hg19</option><option>mm10</option><option>GRCm39</option>\
          </select></label></p>",
     );
     let _ = write!(

@@ -27,10 +27,12 @@ pub enum Sniffed {
     MatrixMarket {
         gzip: bool,
     },
-    /// other text (maybe gzipped): a features or barcodes table
+    /// other text (maybe gzipped): a features or barcodes table, or a fragments file
     Text {
         gzip: bool,
     },
+    /// a tabix index (`.tbi`: BGZF holding `TBI\x01`)
+    TabixIndex,
     Unknown,
 }
 
@@ -84,7 +86,7 @@ impl std::fmt::Display for UploadError {
     }
 }
 
-const EXPECTED: &str = "expected an .h5ad file, a 10x .h5 matrix, a zip or tar.gz of a 10x matrix folder, or its matrix.mtx with features.tsv and barcodes.tsv";
+const EXPECTED: &str = "expected an .h5ad or .h5mu file, a 10x .h5 matrix, a zip or tar.gz of a 10x matrix folder or of a plain-layout folder, a matrix.mtx with features.tsv and barcodes.tsv, or a fragments.tsv.gz with barcodes.tsv";
 
 fn is_tar(head: &[u8]) -> bool {
     head.len() >= 262 && &head[257..262] == b"ustar"
@@ -108,7 +110,7 @@ fn head_of(reader: &mut dyn Read, n: usize) -> std::io::Result<Vec<u8>> {
 /// Looks at the first bytes of `path` (and, for gzip, of what it decompresses to).
 pub fn sniff(path: &Path) -> std::io::Result<Sniffed> {
     let head = head_of(&mut File::open(path)?, 512)?;
-    if head.starts_with(HDF5_MAGIC) {
+    if head.starts_with(HDF5_MAGIC) || has_hdf5_superblock_after_userblock(path)? {
         return Ok(Sniffed::Hdf5);
     }
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
@@ -122,6 +124,8 @@ pub fn sniff(path: &Path) -> std::io::Result<Sniffed> {
         let inner = head_of(&mut gz, 512).unwrap_or_default();
         return Ok(if is_tar(&inner) {
             Sniffed::TarGz
+        } else if inner.starts_with(b"TBI\x01") {
+            Sniffed::TabixIndex
         } else if inner.starts_with(b"%%MatrixMarket") {
             Sniffed::MatrixMarket { gzip: true }
         } else if is_text(&inner) {
@@ -137,6 +141,24 @@ pub fn sniff(path: &Path) -> std::io::Result<Sniffed> {
         return Ok(Sniffed::Text { gzip: false });
     }
     Ok(Sniffed::Unknown)
+}
+
+/// Whether the HDF5 signature sits where a user block ends: HDF5 looks for the superblock
+/// at byte 0, 512, 1024, 2048 and so on; MuData writes a 512-byte user block
+/// (`MuData (format-version=...)`) before it. Offsets up to 1 MiB are tried.
+fn has_hdf5_superblock_after_userblock(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut offset = 512u64;
+    while offset + HDF5_MAGIC.len() as u64 <= len && offset <= 1 << 20 {
+        f.seek(SeekFrom::Start(offset))?;
+        if head_of(&mut f, HDF5_MAGIC.len())? == HDF5_MAGIC {
+            return Ok(true);
+        }
+        offset *= 2;
+    }
+    Ok(false)
 }
 
 /// A loose text file's lines, read through the budget: a gzipped one inflated under
@@ -344,6 +366,12 @@ pub fn classify(
                         label(0)
                     )));
                 }
+                Sniffed::TabixIndex => {
+                    return Err(UploadError::bad(format!(
+                        "{} is a tabix index alone: upload it together with its fragments file and the cells' barcodes",
+                        label(0)
+                    )));
+                }
                 Sniffed::Text { .. } | Sniffed::Unknown => {
                     return Err(UploadError::unsupported(format!(
                         "{}: unsupported file type ({}); {EXPECTED}",
@@ -386,6 +414,7 @@ fn describe_head(path: &Path) -> String {
 /// The one 10x matrix folder (or the one HDF5 file) an unpacked archive holds.
 fn find_in_archive(root: &Path, label: &str) -> Result<Input, UploadError> {
     let mut matrix_dirs = Vec::new();
+    let mut plain_dirs = Vec::new();
     let mut hdf5 = Vec::new();
     let mut stack = vec![(root.to_path_buf(), 0usize)];
     while let Some((d, depth)) = stack.pop() {
@@ -410,21 +439,36 @@ fn find_in_archive(root: &Path, label: &str) -> Result<Input, UploadError> {
                     if name == "matrix.mtx" || name == "matrix.mtx.gz" {
                         matrix_dirs.push(d.clone());
                     }
+                    // a plain-layout folder: counted once, by its RNA (or only) matrix
+                    let plain = ["rna_counts.mtx", "rna_counts.mtx.gz"].contains(&&*name)
+                        || (["atac_counts.mtx", "atac_counts.mtx.gz"].contains(&&*name)
+                            && !["rna_counts.mtx", "rna_counts.mtx.gz"]
+                                .iter()
+                                .any(|r| d.join(r).is_file()));
+                    if plain {
+                        plain_dirs.push(d.clone());
+                    }
                 }
                 Ok(Sniffed::Hdf5) => hdf5.push(p),
                 _ => {}
             }
         }
     }
-    match (matrix_dirs.as_slice(), hdf5.as_slice()) {
-        ([one], []) => Ok(Input::MatrixMarketDir(one.clone())),
-        ([], [one]) => Ok(Input::Hdf5(one.clone())),
-        ([], []) => Err(UploadError::bad(format!(
-            "{label}: the archive holds no matrix.mtx[.gz] (a 10x matrix folder) and no HDF5 file"
+    match (
+        matrix_dirs.as_slice(),
+        plain_dirs.as_slice(),
+        hdf5.as_slice(),
+    ) {
+        ([one], [], []) => Ok(Input::MatrixMarketDir(one.clone())),
+        ([], [one], []) => Ok(Input::PlainDir(one.clone())),
+        ([], [], [one]) => Ok(Input::Hdf5(one.clone())),
+        ([], [], []) => Err(UploadError::bad(format!(
+            "{label}: the archive holds no matrix.mtx[.gz] (a 10x matrix folder), no rna_counts.mtx[.gz] / atac_counts.mtx[.gz] (a plain-layout folder) and no HDF5 file"
         ))),
         _ => Err(UploadError::bad(format!(
-            "{label}: the archive holds {} matrix folders and {} HDF5 files; upload one dataset at a time",
+            "{label}: the archive holds {} 10x matrix folders, {} plain-layout folders and {} HDF5 files; upload one dataset at a time",
             matrix_dirs.len(),
+            plain_dirs.len(),
             hdf5.len()
         ))),
     }
@@ -444,8 +488,10 @@ fn loose_files(
     let label = |i: usize| label(names, i);
     let mut matrix = None;
     let mut texts = Vec::new();
+    let mut index = None;
     for (i, p) in parts.iter().enumerate() {
         match sniff(p).map_err(io)? {
+            Sniffed::TabixIndex => index = Some(i),
             Sniffed::MatrixMarket { gzip } => {
                 if matrix.is_some() {
                     return Err(UploadError::bad(
@@ -463,6 +509,15 @@ fn loose_files(
                 )));
             }
         }
+    }
+    if matrix.is_none() {
+        return fragment_files(parts, names, dir, &texts, index);
+    }
+    if let Some(i) = index {
+        return Err(UploadError::bad(format!(
+            "{}: a tabix index beside a MatrixMarket matrix; an index belongs to a fragments file",
+            label(i)
+        )));
     }
     // the matrix first: its shape bounds how far the tables are worth counting
     let matrix = match matrix {
@@ -528,6 +583,92 @@ fn loose_files(
     Ok(Input::MatrixMarketDir(folder))
 }
 
+/// Loose files of ATAC fragments: one fragments file (`chrom start end barcode [count]`
+/// lines, gzipped or not), one barcodes table, and optionally its tabix index. Renamed to
+/// `fragments.tsv[.gz]`, `barcodes.tsv[.gz]` and `fragments.tsv.gz.tbi`; their content is
+/// read (under the job's limits) when the job counts them.
+fn fragment_files(
+    parts: &[PathBuf],
+    names: &[String],
+    dir: &Path,
+    texts: &[(usize, bool)],
+    index: Option<usize>,
+) -> Result<Input, UploadError> {
+    let io = read_failed;
+    let label = |i: usize| label(names, i);
+    let mut fragments = Vec::new();
+    let mut tables = Vec::new();
+    for &(i, gzip) in texts {
+        if looks_like_fragments(&parts[i], gzip).map_err(io)? {
+            fragments.push((i, gzip));
+        } else {
+            tables.push((i, gzip));
+        }
+    }
+    match (fragments.as_slice(), tables.as_slice()) {
+        ([(f, fgz)], [(b, bgz)]) => {
+            let folder = dir.join("input");
+            std::fs::create_dir_all(&folder).map_err(io)?;
+            let gz = |z: bool| if z { ".gz" } else { "" };
+            let fpath = folder.join(format!("fragments.tsv{}", gz(*fgz)));
+            let bpath = folder.join(format!("barcodes.tsv{}", gz(*bgz)));
+            std::fs::rename(&parts[*f], &fpath).map_err(io)?;
+            std::fs::rename(&parts[*b], &bpath).map_err(io)?;
+            if let Some(t) = index {
+                if !fgz {
+                    return Err(UploadError::bad(format!(
+                        "{}: a tabix index beside an uncompressed fragments file {}",
+                        label(t),
+                        label(*f)
+                    )));
+                }
+                std::fs::rename(&parts[t], folder.join("fragments.tsv.gz.tbi")).map_err(io)?;
+            }
+            Ok(Input::Fragments {
+                fragments: fpath,
+                barcodes: bpath,
+            })
+        }
+        ([], _) => Err(UploadError::bad(
+            "several files but no MatrixMarket matrix (a file starting `%%MatrixMarket`) and no fragments file (`chrom start end barcode` lines) among them",
+        )),
+        ([_], t) => Err(UploadError::bad(format!(
+            "a fragments file needs exactly one barcodes table beside it (one cell barcode a line); {} other tables were uploaded",
+            t.len()
+        ))),
+        (many, _) => Err(UploadError::bad(format!(
+            "{} fragments files were uploaded; upload one dataset at a time",
+            many.len()
+        ))),
+    }
+}
+
+/// Whether a text file's first line that is not a `#` comment (within its first 64 KiB)
+/// reads as a 10x fragment: 4 or 5 tab-separated fields, the 2nd and 3rd integers.
+fn looks_like_fragments(path: &Path, gzip: bool) -> std::io::Result<bool> {
+    let f = File::open(path)?;
+    let mut head = Vec::new();
+    if gzip {
+        flate2::read::MultiGzDecoder::new(f)
+            .take(64 << 10)
+            .read_to_end(&mut head)
+            .or_else(|e| if head.is_empty() { Err(e) } else { Ok(0) })?;
+    } else {
+        f.take(64 << 10).read_to_end(&mut head)?;
+    }
+    let text = String::from_utf8_lossy(&head);
+    let Some(line) = text
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+    else {
+        return Ok(false);
+    };
+    let fields: Vec<&str> = line.trim_end_matches('\r').split('\t').collect();
+    Ok((4..=5).contains(&fields.len())
+        && fields[1].parse::<u64>().is_ok()
+        && fields[2].parse::<u64>().is_ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,6 +717,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cases: Vec<(Vec<u8>, Sniffed)> = vec![
             ([HDF5_MAGIC, b"rest"].concat(), Sniffed::Hdf5),
+            // MuData's 512-byte user block before the superblock
+            (
+                [
+                    &b"MuData (format-version=0.1.0;"[..],
+                    &[b' '; 483],
+                    HDF5_MAGIC,
+                    b"rest",
+                ]
+                .concat(),
+                Sniffed::Hdf5,
+            ),
             (b"PK\x03\x04rest".to_vec(), Sniffed::Zip),
             (MTX.to_vec(), Sniffed::MatrixMarket { gzip: false }),
             (gz(MTX), Sniffed::MatrixMarket { gzip: true }),
@@ -722,7 +874,7 @@ mod tests {
         std::fs::create_dir_all(&job).unwrap();
         let parts = write_parts(&job, &[&two]);
         let e = classify(&parts, &names, &job, &mut budget()).unwrap_err();
-        assert!(e.message.contains("2 matrix folders"), "{e}");
+        assert!(e.message.contains("2 10x matrix folders"), "{e}");
 
         let none = zip(&[("readme.txt", b"hello")]);
         let job = dir.path().join("c");

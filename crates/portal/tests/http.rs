@@ -77,6 +77,17 @@ impl Backend for Fake {
                         .trim()
                 )
             }
+            Input::PlainDir(d) => format!("plain {}", d.display()),
+            Input::Fragments {
+                fragments,
+                barcodes,
+            } => format!(
+                "fragments {} bytes | {}",
+                std::fs::metadata(fragments).unwrap().len(),
+                std::fs::read_to_string(barcodes)
+                    .unwrap_or_else(|_| "gzipped".into())
+                    .trim()
+            ),
         };
         self.seen.lock().unwrap().push(seen.clone());
         match r.model_id.as_str() {

@@ -156,7 +156,7 @@ impl Task {
 pub struct TranslationConfig {
     /// The directions trained and scored.
     pub directions: Vec<Direction>,
-    /// Genome build of the dataset (`GRCh38`, `hg19`): the gene annotation of CrossMP's
+    /// Genome build of the dataset (`GRCh38`, `hg19`, `mm10`, `GRCm39`): the gene annotation of CrossMP's
     /// gene activity, and the build a saved model refuses mismatching uploads against.
     pub genome: Option<String>,
     /// CrossMP regulatory potential: weight `2^(-d / half_distance)` for a peak centre at
@@ -246,8 +246,12 @@ impl Default for CovariateConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvaluationConfig {
-    /// The cell column holding cell types.
-    pub label_column: String,
+    /// The cell column holding cell types, when the data has one. Without it a run
+    /// reports the metrics that need no labels (Leiden clusters of the embedding, batch
+    /// mixing when `batch_column` is set, reconstruction of the test cells; all
+    /// translation metrics); a column named here that the data lacks is an error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_column: Option<String>,
     /// Neighbours for kNN label transfer (train -> test cells).
     pub knn_k: usize,
     /// Also score the inputs (RNA PCA, ATAC LSI) as reference rows.
@@ -259,7 +263,7 @@ pub struct EvaluationConfig {
 impl Default for EvaluationConfig {
     fn default() -> Self {
         Self {
-            label_column: "cell_type".into(),
+            label_column: None,
             knn_k: 15,
             input_baselines: true,
             batch_column: None,
@@ -402,7 +406,7 @@ mod tests {
         let m = c.model.sailerx().unwrap();
         assert_eq!(m.latent_dim, 32);
         assert_eq!(c.training.lr, 0.01);
-        assert_eq!(c.evaluation.label_column, "celltype");
+        assert_eq!(c.evaluation.label_column.as_deref(), Some("celltype"));
         let mut v: toml::Value = toml::from_str(MINIMAL).unwrap();
         assert!(apply_override(&mut v, "nonsense").is_err());
     }

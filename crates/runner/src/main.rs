@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use crossomics_data::Peak;
+use crossomics_data::pair::SingleModality;
 use crossomics_limits::Limits;
+use crossomics_runner::apply::SourceData;
 use crossomics_runner::config::ExperimentConfig;
 use crossomics_runner::experiment;
 use crossomics_runner::rundir::{self, Meta, RunDir};
@@ -144,10 +147,17 @@ enum Cmd {
         /// A finished run folder (config.resolved.toml, preprocessing.json,
         /// model.safetensors, model.json).
         run: PathBuf,
-        /// The data: a plain-layout folder, an `.h5mu` file, or a TOML file with a
-        /// `[dataset]` table (any format of the config schema).
-        #[arg(long)]
-        data: PathBuf,
+        /// The data: a plain-layout folder, a 10x `filtered_feature_bc_matrix.h5` or
+        /// folder, an `.h5mu` file, or a TOML file with a `[dataset]` table (any format of
+        /// the config schema). Or give `--fragments` instead.
+        #[arg(
+            long,
+            required_unless_present = "fragments",
+            conflicts_with = "fragments"
+        )]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        fragments: FragmentArgs,
         /// Output `.h5ad`.
         #[arg(long)]
         out: PathBuf,
@@ -162,14 +172,21 @@ enum Cmd {
         /// A finished translation run folder (config.resolved.toml, preprocessing.json,
         /// model.json and the weights).
         run: PathBuf,
-        /// The data: an `.h5ad` of the source modality, or a plain-layout folder, `.h5mu`
-        /// or TOML `[dataset]` file whose source modality is used.
-        #[arg(long)]
-        data: PathBuf,
+        /// The data: an `.h5ad` of the source modality, or a plain-layout folder, 10x
+        /// `.h5` or matrix folder, `.h5mu` or TOML `[dataset]` file whose source modality
+        /// is used. Or give `--fragments` instead (ATAC to RNA).
+        #[arg(
+            long,
+            required_unless_present = "fragments",
+            conflicts_with = "fragments"
+        )]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        fragments: FragmentArgs,
         /// `rna_to_atac` or `atac_to_rna` (default: the model's first direction).
         #[arg(long)]
         direction: Option<String>,
-        /// The genome build of the data (`GRCh38`, `hg19`), checked against the model's.
+        /// The genome build of the data (`GRCh38`, `hg19`, `mm10`, `GRCm39`), checked against the model's.
         #[arg(long)]
         genome: Option<String>,
         /// Read this h5ad layer instead of `X` (raw counts are needed).
@@ -280,6 +297,58 @@ enum Cmd {
     },
 }
 
+/// ATAC data as a 10x fragments file, counted into peaks per cell barcode as it is read.
+#[derive(Debug, Clone, clap::Args)]
+struct FragmentArgs {
+    /// A 10x ATAC `fragments.tsv.gz` (BGZF with its `.tbi` beside it, gzip or plain):
+    /// counted into the model's own peaks (or `--peaks`) for the cells of `--barcodes`.
+    #[arg(long, requires = "barcodes")]
+    fragments: Option<PathBuf>,
+    /// The cells: one barcode a line (10x `barcodes.tsv[.gz]`).
+    #[arg(long, requires = "fragments")]
+    barcodes: Option<PathBuf>,
+    /// Count into the peaks of this BED file instead of the model's (features the model
+    /// lacks are then matched by overlap, like any other data's peaks).
+    #[arg(long, requires = "fragments")]
+    peaks: Option<PathBuf>,
+}
+
+impl FragmentArgs {
+    /// The ATAC counts of the fragments file for the `--barcodes` cells, in the `--peaks`
+    /// or else in `model_peaks` (`chr:start-end` as the run's preprocessing lists them).
+    fn read(&self, model_peaks: &[String], limits: &Limits) -> Result<SingleModality<Peak>> {
+        use crossomics_data::fragments;
+        let (Some(file), Some(barcodes)) = (&self.fragments, &self.barcodes) else {
+            anyhow::bail!("--fragments needs --barcodes");
+        };
+        let peaks = match &self.peaks {
+            Some(bed) => fragments::read_bed(bed, limits)?,
+            None => model_peaks
+                .iter()
+                .map(|p| Peak::parse(p))
+                .collect::<std::result::Result<Vec<Peak>, String>>()
+                .map_err(|e| anyhow::anyhow!("the model's peaks: {e}"))?,
+        };
+        let cells = fragments::read_barcodes(barcodes, limits)?;
+        let clock = Instant::now();
+        let matrix = fragments::count(file, &cells, &peaks, limits)?;
+        eprintln!(
+            "counted {} into {} peaks for {} cells ({} non-zeros) in {:.2} s",
+            file.display(),
+            peaks.len(),
+            cells.len(),
+            matrix.nnz(),
+            clock.elapsed().as_secs_f64()
+        );
+        Ok(SingleModality {
+            source: file.clone(),
+            matrix,
+            cells: crossomics_data::CellTable::new(cells),
+            features: peaks,
+        })
+    }
+}
+
 /// Keeps freed memory in the process heap for reuse (glibc): a training step allocates
 /// and frees tensors of tens of MB (a batch x peaks), which glibc otherwise serves from
 /// fresh `mmap`s, so that every step pays page faults on new pages; that was a third of
@@ -327,6 +396,10 @@ fn dispatch(cli: Cli) -> Result<()> {
         } => {
             let runs = experiment::plan(&config, &overrides)?;
             for (i, r) in runs.iter().enumerate() {
+                if let Some(g) = &r.config.translation.genome {
+                    g.parse::<crossomics_data::transfer::GenomeBuild>()
+                        .map_err(|e| anyhow::anyhow!("translation.genome: {e}"))?;
+                }
                 let resolved = toml::to_string(&r.config)?;
                 let id = RunDir::for_config(&r.config)?.id;
                 println!("run {}/{}: {id} {}", i + 1, runs.len(), r.variant);
@@ -449,12 +522,20 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Embed {
             run,
             data,
+            fragments,
             out,
             limits,
-        } => embed(&run, &data, &out, &limits.apply(Limits::default())),
+        } => embed(
+            &run,
+            data.as_deref(),
+            &fragments,
+            &out,
+            &limits.apply(Limits::default()),
+        ),
         Cmd::Translate {
             run,
             data,
+            fragments,
             direction,
             genome,
             layer,
@@ -463,7 +544,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             limits,
         } => translate(
             &run,
-            &data,
+            data.as_deref(),
+            &fragments,
             direction.as_deref(),
             genome.as_deref(),
             layer.as_deref(),
@@ -875,21 +957,27 @@ fn plots(
         ..Default::default()
     };
     let coords = crossomics_plots::umap::layout(outcome.embedding.view(), &params)?;
-    let mut columns = vec![cfg.evaluation.label_column.clone()];
-    columns.extend(cfg.evaluation.batch_column.clone());
-    for col in columns {
-        let (codes, names) = prep.dataset.cells.codes(&col)?;
+    // by label and batch when the data has them, and always by the Leiden clusters
+    let leiden = pipeline::Labels {
+        column: "leiden".into(),
+        codes: outcome.clusters.clone(),
+        names: (0..outcome.clusters.iter().max().map_or(0, |m| m + 1))
+            .map(|c| c.to_string())
+            .collect(),
+    };
+    for l in prep.labels.iter().chain(&prep.batches).chain([&leiden]) {
         let title = format!(
-            "{} latent, {} cells, by {col}",
+            "{} latent, {} cells, by {}",
             cfg.model.kind(),
-            codes.len()
+            l.codes.len(),
+            l.column
         );
         crossomics_plots::scatter(
-            &run.path(&format!("umap_{col}.png")),
+            &run.path(&format!("umap_{}.png", l.column)),
             &title,
             coords.view(),
-            &codes,
-            &names,
+            &l.codes,
+            &l.names,
         )?;
     }
     Ok(())
@@ -970,7 +1058,8 @@ fn print_table(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The dataset `--data` names: a plain folder, an `.h5mu` file or a TOML `[dataset]`.
+/// The dataset `--data` names: a plain or 10x matrix folder, a 10x `.h5`, an `.h5mu` file
+/// or a TOML `[dataset]`.
 fn dataset_at(path: &Path, limits: &Limits) -> Result<crossomics_data::PairedDataset> {
     use crossomics_data::config::DatasetConfig;
     let text_config = |text: String, base: &Path| -> Result<_> {
@@ -980,6 +1069,15 @@ fn dataset_at(path: &Path, limits: &Limits) -> Result<crossomics_data::PairedDat
             .with_context(|| format!("loading {}", path.display()))
     };
     let quoted = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
+    let tenx_folder = ["matrix.mtx", "matrix.mtx.gz"]
+        .iter()
+        .any(|m| path.join(m).is_file());
+    if path.is_dir() && tenx_folder {
+        return Ok(crossomics_data::tenx::read_mtx_dir(path, limits)?);
+    }
+    if path.is_file() && crossomics_data::tenx::is_tenx_h5(path, limits) {
+        return Ok(crossomics_data::tenx::read_h5(path, limits)?);
+    }
     if path.is_dir() {
         return text_config(
             format!("format = \"plain\"\npath = {}", quoted(path)),
@@ -1005,7 +1103,7 @@ fn dataset_at(path: &Path, limits: &Limits) -> Result<crossomics_data::PairedDat
             )
         }
         _ => anyhow::bail!(
-            "{}: expected a plain-layout folder, an .h5mu file or a .toml with a [dataset] table",
+            "{}: expected a plain-layout or 10x matrix folder, a 10x .h5, an .h5mu file or a .toml with a [dataset] table",
             path.display()
         ),
     }
@@ -1032,7 +1130,8 @@ fn serve(config: crossomics_portal::PortalConfig, models: &Path, defaults: bool)
 #[allow(clippy::too_many_arguments)] // one per command-line option
 fn translate(
     run_dir: &Path,
-    data: &Path,
+    data: Option<&Path>,
+    fragments: &FragmentArgs,
     direction: Option<&str>,
     genome: Option<&str>,
     layer: Option<&str>,
@@ -1046,6 +1145,8 @@ fn translate(
         Some(d) => toml::Value::String(d.to_string())
             .try_into::<crossomics_translators::Direction>()
             .map_err(|_| anyhow::anyhow!("--direction {d}: expected rna_to_atac or atac_to_rna"))?,
+        // fragments are ATAC data
+        None if fragments.fragments.is_some() => crossomics_translators::Direction::AtacToRna,
         None => *saved
             .directions()
             .first()
@@ -1056,13 +1157,38 @@ fn translate(
         .transpose()
         .map_err(|e| anyhow::anyhow!("--genome: {e}"))?;
     let clock = Instant::now();
-    let source = apply::read_source(
-        data,
-        apply::source_modality(direction),
-        layer,
-        limits,
-        |p| dataset_at(p, limits),
-    )?;
+    let (source, data) = match data {
+        Some(data) => (
+            apply::read_source(
+                data,
+                apply::source_modality(direction),
+                layer,
+                limits,
+                |p| dataset_at(p, limits),
+            )?,
+            data,
+        ),
+        None => {
+            anyhow::ensure!(
+                direction == crossomics_translators::Direction::AtacToRna,
+                "--fragments is ATAC data: it translates with --direction atac_to_rna, which {} {}",
+                run_dir.display(),
+                if saved
+                    .directions()
+                    .contains(&crossomics_translators::Direction::AtacToRna)
+                {
+                    "has"
+                } else {
+                    "lacks"
+                }
+            );
+            let file = fragments.fragments.as_deref().expect("clap requires one");
+            (
+                SourceData::Atac(fragments.read(&saved.fitted.peaks, limits)?),
+                file,
+            )
+        }
+    };
     let read_s = clock.elapsed().as_secs_f64();
     let t = saved.translate(&source, direction, declared, min_coverage, limits)?;
     let translate_s = clock.elapsed().as_secs_f64() - read_s;
@@ -1100,7 +1226,13 @@ fn translate(
 }
 
 /// `crossomics embed`: a saved model's latent means of new data.
-fn embed(run_dir: &Path, data: &Path, out: &Path, limits: &Limits) -> Result<()> {
+fn embed(
+    run_dir: &Path,
+    data: Option<&Path>,
+    fragments: &FragmentArgs,
+    out: &Path,
+    limits: &Limits,
+) -> Result<()> {
     use crossomics_data::fitted::FittedPreprocessing;
     use crossomics_translators::sailerx::{RnaInput, SailerxInput};
     let file = |name: &str| -> Result<PathBuf> {
@@ -1121,7 +1253,35 @@ fn embed(run_dir: &Path, data: &Path, out: &Path, limits: &Limits) -> Result<()>
         "model.json",
     )?)?)
     .with_context(|| format!("{}: not a model.json", run_dir.join("model.json").display()))?;
-    let dataset = dataset_at(data, limits)?;
+    let (dataset, data) = match data {
+        Some(data) => (dataset_at(data, limits)?, data),
+        None => {
+            anyhow::ensure!(
+                !cfg.model.sailerx().is_some_and(|m| m.symmetric),
+                "{}: a symmetric SAILERX model embeds cells through their RNA; --fragments gives only ATAC",
+                run_dir.display()
+            );
+            let atac = fragments.read(&fitted.peaks, limits)?;
+            let n = atac.cells.len();
+            // no RNA: one placeholder gene that matches none of the model's (all zero)
+            let empty =
+                crossomics_data::Csr::try_from_csr_data(n, 1, vec![0; n + 1], vec![], vec![])
+                    .expect("an empty CSR matrix is valid");
+            let file = fragments.fragments.as_deref().expect("clap requires one");
+            let name = file.display().to_string();
+            (
+                crossomics_data::PairedDataset::new(
+                    name,
+                    empty,
+                    atac.matrix,
+                    atac.cells,
+                    vec!["(no RNA: ATAC fragments only)".to_string()],
+                    atac.features,
+                )?,
+                file,
+            )
+        }
+    };
     let t = fitted
         .apply(&dataset)
         .with_context(|| format!("preprocessing {} as the run did", data.display()))?;
@@ -1168,19 +1328,19 @@ fn embed(run_dir: &Path, data: &Path, out: &Path, limits: &Limits) -> Result<()>
     };
     let cells: Vec<usize> = (0..n).collect();
     let embedding = model.embed(&input, &cells)?;
-    let key = format!("X_{}", cfg.model.kind());
-    crossomics_data::h5ad::write(
-        out,
-        None,
-        &t.dataset.cells,
-        &[],
-        &[(key.as_str(), embedding.view())],
+    let clusters = pipeline::leiden_clusters(embedding.view(), cfg.seed)?;
+    let obs = t.dataset.cells.clone().with_column(
+        "leiden",
+        clusters.labels.iter().map(ToString::to_string).collect(),
     )?;
+    let key = format!("X_{}", cfg.model.kind());
+    crossomics_data::h5ad::write(out, None, &obs, &[], &[(key.as_str(), embedding.view())])?;
     println!(
-        "{} cells embedded ({} dimensions) into {} (obsm[\"{key}\"])",
+        "{} cells embedded ({} dimensions) into {} (obsm[\"{key}\"]; {} Leiden clusters in obs[\"leiden\"])",
         n,
         embedding.ncols(),
-        out.display()
+        out.display(),
+        clusters.n_clusters
     );
     Ok(())
 }
@@ -1240,8 +1400,8 @@ fn plot_label(method: &str, variant: &str) -> String {
     format!("{method} ({})", values.join(", "))
 }
 
-/// The embedding as AnnData for scanpy users: the cells' metadata plus a `split` column
-/// in `obs`, the model's latent means in `obsm["X_<model>"]` and the RNA PCA input in
+/// The embedding as AnnData for scanpy users: the cells' metadata plus `split` and
+/// `leiden` (the embedding's Leiden clusters, to annotate) columns in `obs`, the model's latent means in `obsm["X_<model>"]` and the RNA PCA input in
 /// `obsm["X_rna_pca"]`; no `X`.
 fn write_embedding_h5ad(
     path: &Path,
@@ -1259,7 +1419,13 @@ fn write_embedding_h5ad(
             split[c] = name.to_string();
         }
     }
-    let cells = prep.dataset.cells.clone().with_column("split", split)?;
+    let leiden = outcome.clusters.iter().map(ToString::to_string).collect();
+    let cells = prep
+        .dataset
+        .cells
+        .clone()
+        .with_column("split", split)?
+        .with_column("leiden", leiden)?;
     let key = format!("X_{}", cfg.model.kind());
     crossomics_data::h5ad::write(
         path,
@@ -1319,13 +1485,15 @@ fn execute(
     note(format!("experiment {} run {} {variant}", cfg.name, run.id));
     let prep = pipeline::prepare(cfg, base)?;
     note(format!(
-        "dataset {}: {} cells, {} genes, {} peaks, {} {} categories",
+        "dataset {}: {} cells, {} genes, {} peaks, {}",
         prep.dataset.name,
         prep.dataset.n_cells(),
         prep.dataset.genes.len(),
         prep.dataset.peaks.len(),
-        prep.label_names.len(),
-        cfg.evaluation.label_column
+        match &prep.labels {
+            Some(l) => format!("{} {} categories", l.names.len(), l.column),
+            None => "no labels (label-free metrics only)".into(),
+        }
     ));
 
     let total_epochs = cfg.training.warmup_epochs + cfg.training.epochs;

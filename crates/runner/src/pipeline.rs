@@ -36,8 +36,30 @@ pub struct Prepared {
     pub atac_lsi: Option<Array2<f32>>,
     pub covariates: Array2<f32>,
     pub cell_weights: Vec<f32>,
-    pub labels: Vec<usize>,
-    pub label_names: Vec<String>,
+    /// the cells' labels, when `evaluation.label_column` names a column
+    pub labels: Option<Labels>,
+    /// the cells' batches, when `evaluation.batch_column` names a column
+    pub batches: Option<Labels>,
+}
+
+/// A categorical cell column as codes (`codes[i]` indexes `names`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Labels {
+    pub column: String,
+    pub codes: Vec<usize>,
+    pub names: Vec<String>,
+}
+
+impl Labels {
+    /// The column `column` of the cells; an error names a column the data lacks.
+    pub fn of(dataset: &PairedDataset, column: &str) -> Result<Self> {
+        let (codes, names) = dataset.cells.codes(column)?;
+        Ok(Self {
+            column: column.to_string(),
+            codes,
+            names,
+        })
+    }
 }
 
 /// Preprocessing as the quickstart config describes it.
@@ -95,7 +117,18 @@ pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
         .into_iter()
         .map(|w| w as f32)
         .collect();
-    let (labels, label_names) = dataset.cells.codes(&cfg.evaluation.label_column)?;
+    let labels = cfg
+        .evaluation
+        .label_column
+        .as_deref()
+        .map(|c| Labels::of(&dataset, c).context("evaluation.label_column"))
+        .transpose()?;
+    let batches = cfg
+        .evaluation
+        .batch_column
+        .as_deref()
+        .map(|c| Labels::of(&dataset, c).context("evaluation.batch_column"))
+        .transpose()?;
     Ok(Prepared {
         fitted,
         dataset,
@@ -107,7 +140,7 @@ pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
         covariates,
         cell_weights,
         labels,
-        label_names,
+        batches,
     })
 }
 
@@ -146,6 +179,8 @@ pub struct Outcome {
     /// the input widths the model was built with (`model.json`)
     pub dims: ModelDims,
     pub embedding: Array2<f32>,
+    /// Leiden clusters of the embedding ([`leiden_clusters`])
+    pub clusters: Vec<usize>,
     pub history: TrainHistory,
     pub split: split::Split,
     pub rows: Vec<crate::table::Row>,
@@ -279,35 +314,45 @@ pub fn train_and_evaluate(
     let all: Vec<usize> = (0..n).collect();
     let embedding = model.embed(&input, &all)?;
 
-    let mut rows = vec![score(
+    let clusters = leiden_clusters(embedding.view(), cfg.seed)?;
+    let mut row = score(
         cfg.model.kind(),
         embedding.view(),
+        &clusters,
         prep,
         &split,
         cfg,
-    )?];
+    )?;
+    // the model's reconstruction of the test cells (per-cell negative log-likelihood)
+    if !split.test.is_empty() {
+        let parts = train::evaluate(&model, &input, &split.test, cfg.training.batch_size)?;
+        for (part, name) in [
+            ("recon", "test_recon_atac"),
+            ("rna_recon", "test_recon_rna"),
+        ] {
+            if let Some((_, v)) = parts.iter().find(|(k, _)| k == part) {
+                row.metrics.push((name.into(), *v));
+            }
+        }
+    }
+    let mut rows = vec![row];
     if cfg.evaluation.input_baselines {
-        rows.push(score(
-            "rna_pca (input)",
-            prep.rna_pca.view(),
-            prep,
-            &split,
-            cfg,
-        )?);
         let lsi = atac_lsi(prep, cfg)?;
-        rows.push(score("atac_lsi (input)", lsi.view(), prep, &split, cfg)?);
-        rows.push(score(
-            "rna_pca+atac_lsi (input)",
-            concat_blocks(&[prep.rna_pca.view(), lsi.view()]).view(),
-            prep,
-            &split,
-            cfg,
-        )?);
+        let both = concat_blocks(&[prep.rna_pca.view(), lsi.view()]);
+        for (name, x) in [
+            ("rna_pca (input)", prep.rna_pca.view()),
+            ("atac_lsi (input)", lsi.view()),
+            ("rna_pca+atac_lsi (input)", both.view()),
+        ] {
+            let c = leiden_clusters(x, cfg.seed)?;
+            rows.push(score(name, x, &c, prep, &split, cfg)?);
+        }
     }
     Ok(Outcome {
         model,
         dims,
         embedding,
+        clusters: clusters.labels,
         history,
         split,
         rows,
@@ -464,58 +509,87 @@ pub(crate) fn atac_lsi(prep: &Prepared, cfg: &ExperimentConfig) -> Result<Array2
     Ok(scores.slice(ndarray::s![.., 1..]).to_owned())
 }
 
-/// Metrics of one embedding: kNN label transfer train -> test, k-means (k = number of
-/// cell types) ARI/NMI and cell-type silhouette over all cells.
+/// Leiden clusters of every cell's embedding at resolution 1 (scanpy's defaults), the
+/// label-free clustering a run writes into `embedding.h5ad` (`obs["leiden"]`).
+pub fn leiden_clusters(emb: ArrayView2<f32>, seed: u64) -> Result<community::CommunityResult> {
+    community::leiden_of_embedding(emb, 1.0, seed).context("Leiden clustering of the embedding")
+}
+
+/// Metrics of one embedding. With labels: kNN label transfer train -> test, k-means
+/// (k = number of cell types) and scib's optimal-resolution Louvain ARI/NMI, cell-type
+/// silhouette. With a batch column of at least two batches: iLISI (and batch ASW within
+/// cell types when there are labels). Always: the number of Leiden clusters of
+/// `clusters` (the embedding's own, [`leiden_clusters`]) and their modularity.
 pub fn score(
     method: &str,
     emb: ArrayView2<f32>,
+    clusters: &community::CommunityResult,
     prep: &Prepared,
     split: &split::Split,
     cfg: &ExperimentConfig,
 ) -> Result<crate::table::Row> {
-    let pick = |cells: &[usize]| -> (Array2<f32>, Vec<usize>) {
-        let rows = emb.select(ndarray::Axis(0), cells);
-        (rows, cells.iter().map(|&c| prep.labels[c]).collect())
-    };
-    let (train_x, train_y) = pick(&split.train);
-    let (test_x, test_y) = pick(&split.test);
-    let knn_acc = if test_y.is_empty() {
-        f64::NAN
-    } else {
-        knn::knn_label_accuracy(
-            train_x.view(),
-            &train_y,
-            test_x.view(),
-            &test_y,
-            cfg.evaluation.knn_k,
-        )?
-    };
-    let k = prep.label_names.len();
-    let clusters = clustering::kmeans(emb, k, cfg.seed)?;
-    let louvain = scib_clustering(emb, &prep.labels, cfg.seed)?;
+    let mut metrics: Vec<(String, f64)> = Vec::new();
+    if let Some(labels) = &prep.labels {
+        let codes = &labels.codes;
+        let pick = |cells: &[usize]| -> (Array2<f32>, Vec<usize>) {
+            let rows = emb.select(ndarray::Axis(0), cells);
+            (rows, cells.iter().map(|&c| codes[c]).collect())
+        };
+        let (train_x, train_y) = pick(&split.train);
+        let (test_x, test_y) = pick(&split.test);
+        let knn_acc = if test_y.is_empty() {
+            f64::NAN
+        } else {
+            knn::knn_label_accuracy(
+                train_x.view(),
+                &train_y,
+                test_x.view(),
+                &test_y,
+                cfg.evaluation.knn_k,
+            )?
+        };
+        let kmeans = clustering::kmeans(emb, labels.names.len(), cfg.seed)?;
+        let louvain = scib_clustering(emb, codes, cfg.seed)?;
+        metrics.extend([
+            ("knn_accuracy".into(), knn_acc),
+            (
+                "kmeans_ari".into(),
+                clustering::adjusted_rand_index(codes, &kmeans)?,
+            ),
+            (
+                "kmeans_nmi".into(),
+                clustering::normalized_mutual_info(codes, &kmeans)?,
+            ),
+            ("louvain_ari".into(), louvain.ari),
+            ("louvain_nmi".into(), louvain.nmi),
+            (
+                "cell_type_asw".into(),
+                silhouette::cell_type_asw(emb, codes)?,
+            ),
+        ]);
+    }
+    if let Some(batches) = prep.batches.as_ref().filter(|b| b.names.len() > 1) {
+        // scib's iLISI uses perplexity 30 on 90 neighbours: fewer on small data
+        let perplexity = 30f64.min((emb.nrows().saturating_sub(1) / 3).max(1) as f64);
+        metrics.push((
+            "ilisi".into(),
+            crossomics_metrics::integration::ilisi(emb, &batches.codes, perplexity)?,
+        ));
+        if let Some(labels) = &prep.labels {
+            let asw = silhouette::batch_asw(emb, &batches.codes, &labels.codes)
+                .map_or(f64::NAN, |a| a.value);
+            metrics.push(("batch_asw".into(), asw));
+        }
+    }
+    metrics.push(("leiden_clusters".into(), clusters.n_clusters as f64));
+    metrics.push(("leiden_modularity".into(), clusters.modularity));
     Ok(crate::table::Row {
         method: method.to_string(),
         variant: String::new(),
         dataset: prep.dataset.name.clone(),
         seed: cfg.seed,
         cells: prep.dataset.n_cells(),
-        metrics: vec![
-            ("knn_accuracy".into(), knn_acc),
-            (
-                "kmeans_ari".into(),
-                clustering::adjusted_rand_index(&prep.labels, &clusters)?,
-            ),
-            (
-                "kmeans_nmi".into(),
-                clustering::normalized_mutual_info(&prep.labels, &clusters)?,
-            ),
-            ("louvain_ari".into(), louvain.ari),
-            ("louvain_nmi".into(), louvain.nmi),
-            (
-                "cell_type_asw".into(),
-                silhouette::cell_type_asw(emb, &prep.labels)?,
-            ),
-        ],
+        metrics,
     })
 }
 

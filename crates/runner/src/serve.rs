@@ -303,6 +303,14 @@ impl TranslatorBackend {
             input: match &r.input {
                 Input::Hdf5(p) => JobInput::Hdf5(p.clone()),
                 Input::MatrixMarketDir(d) => JobInput::MatrixMarketDir(d.clone()),
+                Input::PlainDir(d) => JobInput::PlainDir(d.clone()),
+                Input::Fragments {
+                    fragments,
+                    barcodes,
+                } => JobInput::Fragments {
+                    fragments: fragments.clone(),
+                    barcodes: barcodes.clone(),
+                },
             },
             genome: r.genome.clone(),
             out_dir: r.out_dir.clone(),
@@ -353,6 +361,11 @@ struct JobFile {
 enum JobInput {
     Hdf5(PathBuf),
     MatrixMarketDir(PathBuf),
+    PlainDir(PathBuf),
+    Fragments {
+        fragments: PathBuf,
+        barcodes: PathBuf,
+    },
 }
 
 /// Starts `exe portal-job JOB` and waits for it, forwarding its stages; kills it when its
@@ -484,7 +497,7 @@ pub fn job_main(job_path: &Path) -> Result<()> {
         say("preprocessing");
         let saved = SavedTranslator::load(&job.run_dir)?;
         let modality = apply::source_modality(job.direction);
-        let source = read_upload(&job.input, modality, &job.limits)?;
+        let source = read_upload(&job.input, modality, &saved, &job.limits)?;
         let declared = job
             .genome
             .as_deref()
@@ -508,8 +521,62 @@ pub fn job_main(job_path: &Path) -> Result<()> {
 }
 
 /// One modality of an upload, whatever the container.
-fn read_upload(input: &JobInput, modality: Modality, limits: &Limits) -> Result<SourceData> {
+fn read_upload(
+    input: &JobInput,
+    modality: Modality,
+    saved: &SavedTranslator,
+    limits: &Limits,
+) -> Result<SourceData> {
     match input {
+        // MuData, told apart by its name (the upload keeps the name the browser sent)
+        JobInput::Hdf5(p)
+            if p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("h5mu")) =>
+        {
+            let d = crossomics_data::h5ad::read_h5mu(
+                &p.file_stem().unwrap_or_default().to_string_lossy(),
+                p,
+                "rna",
+                "atac",
+                &crossomics_data::h5ad::ReadOptions {
+                    layer: None,
+                    require_counts: true,
+                    limits: *limits,
+                },
+                &crossomics_data::pair::PairingConfig::default(),
+            )?
+            .0;
+            Ok(SourceData::from_paired(&d, modality, p))
+        }
+        JobInput::PlainDir(d) => Ok(SourceData::from_paired(
+            &crossomics_data::plain::read_dir(d, limits)?,
+            modality,
+            d,
+        )),
+        JobInput::Fragments {
+            fragments,
+            barcodes,
+        } => {
+            anyhow::ensure!(
+                modality == Modality::Atac,
+                "a fragments file is ATAC data: choose a model that predicts RNA from ATAC"
+            );
+            let peaks = saved
+                .fitted
+                .peaks
+                .iter()
+                .map(|p| crossomics_data::Peak::parse(p))
+                .collect::<std::result::Result<Vec<_>, String>>()
+                .map_err(|e| anyhow::anyhow!("the model's peaks: {e}"))?;
+            let cells = crossomics_data::fragments::read_barcodes(barcodes, limits)?;
+            let matrix = crossomics_data::fragments::count(fragments, &cells, &peaks, limits)?;
+            Ok(SourceData::Atac(crossomics_data::pair::SingleModality {
+                source: fragments.clone(),
+                matrix,
+                cells: crossomics_data::CellTable::new(cells),
+                features: peaks,
+            }))
+        }
         JobInput::Hdf5(p) if crossomics_data::tenx::is_tenx_h5(p, limits) => {
             apply::from_tenx(crossomics_data::tenx::read_h5_parts(p, limits)?, modality)
         }
@@ -642,7 +709,7 @@ fn summary(t: &Translated) -> Summary {
 }
 
 /// A UMAP of (at most [`PICTURE_CELLS`] of) the cells' latent embedding, coloured by
-/// the upload's `cell_type` column when it has one.
+/// the upload's `cell_type` column when it has one, else by Leiden cluster.
 fn picture(path: &Path, t: &Translated, embedding: &Array2<f32>, kind: &str) -> Result<()> {
     let n = embedding.nrows();
     let take: Vec<usize> = if n > PICTURE_CELLS {
@@ -659,9 +726,15 @@ fn picture(path: &Path, t: &Translated, embedding: &Array2<f32>, kind: &str) -> 
     let coords =
         crossomics_plots::umap::layout(x.view(), &crossomics_plots::umap::UmapParams::default())?;
     let cells = t.cells.subset(&take);
+    // the upload's cell types when it has them, else the latent's Leiden clusters (the
+    // `leiden` column of the prediction's h5ad)
     let (codes, names, by) = match cells.codes("cell_type") {
         Ok((c, n)) => (c, n, " by cell_type"),
-        Err(_) => (vec![0; take.len()], vec!["cells".to_string()], ""),
+        Err(_) => {
+            let c = crate::pipeline::leiden_clusters(x.view(), 0)?;
+            let names = (0..c.n_clusters).map(|i| i.to_string()).collect();
+            (c.labels, names, " by Leiden cluster")
+        }
     };
     crossomics_plots::scatter(
         path,

@@ -81,7 +81,7 @@ pub fn gene_activity(
     cfg: &ExperimentConfig,
 ) -> Result<(Csr, Vec<String>)> {
     let genome = cfg.translation.genome.as_deref().context(
-        "CrossMP's gene activity needs the genome build: set translation.genome (\"GRCh38\" or \"hg19\")",
+        "CrossMP's gene activity needs the genome build: set translation.genome (\"GRCh38\", \"hg19\", \"mm10\" or \"GRCm39\")",
     )?;
     let build: crossomics_data::transfer::GenomeBuild = genome
         .parse()
@@ -244,6 +244,9 @@ pub struct TranslationOutcome {
     pub split: split::Split,
     /// the test cells' predictions, per direction
     pub predictions: Vec<(Direction, Prediction)>,
+    /// the test cells' latent embedding from the source modality, per direction, when the
+    /// model has a latent space
+    pub embeddings: Vec<(Direction, Array2<f32>)>,
     pub rows: Vec<Row>,
     pub device: String,
     pub train_seconds: f64,
@@ -291,11 +294,16 @@ pub fn train_and_evaluate(
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
     let mut predictions = Vec::new();
+    let mut embeddings = Vec::new();
     let mut rows = Vec::new();
     for &d in &cfg.translation.directions {
-        let p = model.translate(&source_only(&all, &extra, d), &split.test, d)?;
+        let source = source_only(&all, &extra, d);
+        let p = model.translate(&source, &split.test, d)?;
         rows.push(score(cfg, prep, &split.test, d, &p)?);
         predictions.push((d, p));
+        if let Some(e) = model.embed(&source, &split.test, d)? {
+            embeddings.push((d, e));
+        }
     }
     Ok(TranslationOutcome {
         model,
@@ -303,6 +311,7 @@ pub fn train_and_evaluate(
         history,
         split,
         predictions,
+        embeddings,
         rows,
         device: format!("{:?}", cfg.training.device.resolve()?),
         train_seconds,
@@ -378,14 +387,19 @@ pub fn write_predictions(dir: &Path, prep: &Prepared, outcome: &TranslationOutco
             Direction::AtacToRna => &prep.dataset.genes,
         };
         let out = dir.join(format!("prediction_{}.h5ad", d.as_str()));
-        write_prediction(&out, &cells, features, p, None)?;
+        let embedding = outcome
+            .embeddings
+            .iter()
+            .find(|(e, _)| e == d)
+            .map(|(_, e)| e);
+        write_prediction(&out, &cells, features, p, embedding)?;
     }
     Ok(())
 }
 
 /// Writes a prediction as h5ad: `X` the probabilities or the log1p values, `obs` the
-/// cells, `var_names` the predicted features, `obsm["X_latent"]` the embedding when
-/// given. A count model's expected counts go to `<stem>_counts.h5ad` beside it. Returns
+/// cells, `var_names` the predicted features, `obsm["X_latent"]` the embedding and
+/// `obs["leiden"]` its Leiden clusters (to annotate) when given. A count model's expected counts go to `<stem>_counts.h5ad` beside it. Returns
 /// the files written.
 pub fn write_prediction(
     out: &Path,
@@ -397,6 +411,17 @@ pub fn write_prediction(
     let obsm: Vec<(&str, ndarray::ArrayView2<f32>)> = embedding
         .map(|e| vec![("X_latent", e.view())])
         .unwrap_or_default();
+    let with_clusters;
+    let cells = match embedding {
+        Some(e) => {
+            let c = crate::pipeline::leiden_clusters(e.view(), 0)?;
+            with_clusters = cells
+                .clone()
+                .with_column("leiden", c.labels.iter().map(ToString::to_string).collect())?;
+            &with_clusters
+        }
+        None => cells,
+    };
     let write = |path: &Path, x: &Array2<f32>| -> Result<()> {
         crossomics_data::h5ad::write(
             path,

@@ -531,3 +531,33 @@ fn a_gzip_bomb_is_cut_off_at_the_inflation_limit() {
         "{text}"
     );
 }
+
+/// Every runnable config and experiment file the repository ships checks (`crossomics
+/// check`): the keys exist, the values parse, the sweeps expand.
+#[test]
+fn every_shipped_config_and_experiment_checks() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = Vec::new();
+    for dir in ["configs", "experiments"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                files.push(p);
+            }
+        }
+    }
+    assert!(
+        files
+            .iter()
+            .any(|f| f.ends_with("configs/snare_mouse_cortex.toml"))
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f.ends_with("configs/translation_snare.toml"))
+    );
+    for f in files {
+        let o = crossomics(&["check", f.to_str().unwrap()], &root);
+        assert!(o.status.success(), "{}: {}", f.display(), text(&o));
+    }
+}

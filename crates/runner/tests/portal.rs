@@ -229,74 +229,8 @@ fn tenx_folder(d: &PairedDataset, rna: bool, atac: bool) -> Files {
     ]
 }
 
-/// A Cell Ranger ARC `.h5` (both modalities; CSC features x barcodes) of `d`.
 fn write_tenx_h5(path: &Path, d: &PairedDataset) {
-    use hdf5::types::FixedAscii;
-    let n_genes = d.genes.len();
-    // CSC of features x barcodes is CSR of barcodes x features: genes, then peaks
-    let (mut data, mut indices, mut indptr) = (Vec::new(), Vec::new(), vec![0i64]);
-    for i in 0..d.n_cells() {
-        for (m, offset) in [(&d.rna, 0), (&d.atac, n_genes)] {
-            let row = m.row(i);
-            for (&c, &v) in row.col_indices().iter().zip(row.values()) {
-                indices.push((offset + c) as i64);
-                data.push(v as i32);
-            }
-        }
-        indptr.push(indices.len() as i64);
-    }
-    let peaks: Vec<String> = d.peaks.iter().map(ToString::to_string).collect();
-    let fixed = |v: &[String]| -> Vec<FixedAscii<64>> {
-        v.iter()
-            .map(|s| FixedAscii::from_ascii(s).unwrap())
-            .collect()
-    };
-    let file = hdf5::File::create(path).unwrap();
-    let m = file.create_group("matrix").unwrap();
-    m.new_dataset_builder()
-        .with_data(&data)
-        .create("data")
-        .unwrap();
-    m.new_dataset_builder()
-        .with_data(&indices)
-        .create("indices")
-        .unwrap();
-    m.new_dataset_builder()
-        .with_data(&indptr)
-        .create("indptr")
-        .unwrap();
-    m.new_dataset_builder()
-        .with_data(&[(n_genes + peaks.len()) as i64, d.n_cells() as i64])
-        .create("shape")
-        .unwrap();
-    m.new_dataset_builder()
-        .with_data(&fixed(d.cells.barcodes()))
-        .create("barcodes")
-        .unwrap();
-    let f = m.create_group("features").unwrap();
-    let ids: Vec<String> = d
-        .genes
-        .iter()
-        .map(|g| format!("ENSG-{g}"))
-        .chain(peaks.iter().cloned())
-        .collect();
-    let names: Vec<String> = d.genes.iter().chain(peaks.iter()).cloned().collect();
-    let types: Vec<String> = (0..ids.len())
-        .map(|i| {
-            if i < n_genes {
-                "Gene Expression"
-            } else {
-                "Peaks"
-            }
-            .to_string()
-        })
-        .collect();
-    for (name, v) in [("id", &ids), ("name", &names), ("feature_type", &types)] {
-        f.new_dataset_builder()
-            .with_data(&fixed(v))
-            .create(name)
-            .unwrap();
-    }
+    common::write_tenx_h5(path, d);
 }
 
 fn zip_folder(files: &[(String, Vec<u8>)]) -> Vec<u8> {
@@ -1118,4 +1052,144 @@ fn a_job_over_its_memory_or_time_limit_is_stopped_and_the_server_goes_on() {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// `obs[column]` of a downloaded h5ad exists and has one entry per cell.
+fn assert_obs_column(path: &Path, column: &str, cells: usize) {
+    let f = hdf5::File::open(path).unwrap();
+    let obs = f.group("obs").unwrap();
+    let n = match obs.group(column) {
+        Ok(g) => g.dataset("codes").unwrap().size(),
+        Err(_) => obs
+            .dataset(column)
+            .unwrap_or_else(|_| panic!("{}: no obs[{column:?}]", path.display()))
+            .size(),
+    };
+    assert_eq!(n, cells, "{}: obs[{column:?}]", path.display());
+}
+
+/// A user's own unlabelled data, as uploads: a 10x `.h5` and an `.h5mu` (written by
+/// Python mudata) of barcodes alone, a plain-layout folder whose `cells.tsv` holds only
+/// barcodes, and ATAC as a fragments file with its barcodes and tabix index. Every job
+/// finishes; the prediction's h5ad carries the latent's Leiden clusters to annotate.
+#[test]
+fn unlabelled_uploads_in_every_layout_and_fragments_predict() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = crossomics_data::sample::bmmc_multiome_starter().unwrap();
+    d.cells = crossomics_data::CellTable::new(d.cells.barcodes().to_vec());
+    let h5 = dir.path().join("m.h5");
+    common::write_tenx_h5(&h5, &d);
+    let h5mu = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/unlabelled/bmmc_unlabelled.h5mu");
+    let mtx = |m: &CsrMatrix<f32>| {
+        let mut v = Vec::new();
+        crossomics_data::mtx::write(m, &mut v).unwrap();
+        v
+    };
+    let peaks: Vec<String> = d.peaks.iter().map(ToString::to_string).collect();
+    // uncompressed: the tar.gz helper gzips each file (adding `.gz`), the zip keeps them
+    let plain: Files = vec![
+        ("sample/rna_counts.mtx".into(), mtx(&d.rna)),
+        ("sample/atac_counts.mtx".into(), mtx(&d.atac)),
+        (
+            "sample/genes.tsv".into(),
+            (d.genes.join("\n") + "\n").into_bytes(),
+        ),
+        (
+            "sample/peaks.tsv".into(),
+            (peaks.join("\n") + "\n").into_bytes(),
+        ),
+        (
+            "sample/cells.tsv".into(),
+            ("barcode\n".to_string() + &d.cells.barcodes().join("\n") + "\n").into_bytes(),
+        ),
+    ];
+    let fixture = |n: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../data/tests/fixtures/fragments")
+                .join(n),
+        )
+        .unwrap()
+    };
+    let fragments: Files = vec![
+        ("atac_fragments.tsv.gz".into(), fixture("fragments.tsv.gz")),
+        (
+            "atac_fragments.tsv.gz.tbi".into(),
+            fixture("fragments.tsv.gz.tbi"),
+        ),
+        ("barcodes.tsv".into(), fixture("barcodes.tsv")),
+    ];
+    let rna_model = model_id("rna_to_atac");
+    let atac_model = model_id("atac_to_rna");
+    let uploads: Vec<(&str, &String, Files)> = vec![
+        (
+            "10x h5",
+            &rna_model,
+            vec![("m.h5".into(), std::fs::read(&h5).unwrap())],
+        ),
+        (
+            "10x h5, ATAC",
+            &atac_model,
+            vec![("m.h5".into(), std::fs::read(&h5).unwrap())],
+        ),
+        (
+            "h5mu",
+            &rna_model,
+            vec![("bmmc.h5mu".into(), std::fs::read(&h5mu).unwrap())],
+        ),
+        (
+            "h5mu, ATAC",
+            &atac_model,
+            vec![("bmmc.h5mu".into(), std::fs::read(&h5mu).unwrap())],
+        ),
+        (
+            "plain folder (zip)",
+            &rna_model,
+            vec![("sample.zip".into(), zip_folder(&plain))],
+        ),
+        (
+            "plain folder (tar.gz), ATAC",
+            &atac_model,
+            vec![("s.tar.gz".into(), tar_gz_folder(&plain))],
+        ),
+        ("fragments", &atac_model, fragments.clone()),
+        (
+            "fragments without index",
+            &atac_model,
+            vec![fragments[0].clone(), fragments[2].clone()],
+        ),
+    ];
+    for (what, model, files) in uploads {
+        let files: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let id = submit(&s.url, &[("model", model)], &files);
+        let job = wait_finished(&s.url, &id);
+        assert_eq!(job["status"], "done", "{what}: {job}");
+        assert_eq!(job["summary"]["cells"], d.n_cells(), "{what}");
+        let p = download(&s.url, &job, "prediction.h5ad", dir.path());
+        assert_obs_column(&p, "leiden", d.n_cells());
+        if what.starts_with("fragments") {
+            // counted straight into the model's peaks
+            assert_eq!(job["coverage"]["found"], job["coverage"]["total"], "{what}");
+        }
+    }
+    // a fragments file for an RNA model is refused by name
+    let id = submit(
+        &s.url,
+        &[("model", &rna_model)],
+        &[
+            ("f.tsv.gz", fragments[0].1.as_slice()),
+            ("b.tsv", fragments[2].1.as_slice()),
+        ],
+    );
+    let job = wait_finished(&s.url, &id);
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(
+        job["error"].as_str().unwrap().contains("fragments"),
+        "{job}"
+    );
 }

@@ -31,7 +31,7 @@ fn root() -> PathBuf {
 
 fn competition(file: &str) -> PathBuf {
     root().join(format!(
-        "../shared/data/bmmc_multiome_starter/h5ad/predict_modality/openproblems_bmmc_multiome_starter.{file}.h5ad"
+        "data/bmmc_multiome_starter/h5ad/predict_modality/openproblems_bmmc_multiome_starter.{file}.h5ad"
     ))
 }
 
@@ -280,7 +280,7 @@ fn translate_refuses_the_wrong_build_low_coverage_and_the_wrong_modality() {
         "{e}"
     );
     // 100 PBMCs whose 200 genes are mostly not the model's 600
-    let pbmc = root().join("../shared/data/pbmc_multiome_100/10xpbmc_rna_subset.h5ad");
+    let pbmc = root().join("data/pbmc_multiome_100/10xpbmc_rna_subset.h5ad");
     let e = translate(&pbmc, &["--direction", "rna_to_atac"]);
     assert!(
         e.contains("10xpbmc_rna_subset.h5ad") && e.contains("below the required"),

@@ -526,6 +526,62 @@ fn validation_loss<M: Trainable>(
     })
 }
 
+/// The mean of every loss part (and `total`) of `model` on `cells`, without gradients and
+/// with the validation settings of the validation loss: a trained model's reconstruction
+/// of held-out cells. Each batch counts by its number of cells. Errors: no cells, a
+/// non-finite part.
+pub fn evaluate<M: Trainable>(
+    model: &M,
+    input: &M::Input<'_>,
+    cells: &[usize],
+    batch_size: usize,
+) -> Result<Vec<(String, f64)>> {
+    if cells.is_empty() {
+        return Err(ModelError::Input(
+            "no cells to evaluate the model on".into(),
+        ));
+    }
+    let ctx = StepContext {
+        epoch: 0,
+        step: 0,
+        steps_per_epoch: 1,
+        warmup: false,
+        validation: true,
+        extra: false,
+    };
+    let mut sums: Vec<(String, f64)> = Vec::new();
+    tch::no_grad(|| -> Result<()> {
+        for chunk in cells.chunks(batch_size.max(1)) {
+            let out = model.loss(input, &Minibatch::new(chunk), &ctx, false)?;
+            let parts = out
+                .parts
+                .iter()
+                .map(|(k, t)| (*k, t))
+                .chain(std::iter::once(("total", &out.total)));
+            for (name, t) in parts {
+                let v = t.double_value(&[]);
+                if !v.is_finite() {
+                    return Err(ModelError::Diverged {
+                        epoch: 0,
+                        part: name.to_string(),
+                        value: v,
+                    });
+                }
+                let w = v * chunk.len() as f64;
+                match sums.iter_mut().find(|(k, _)| k == name) {
+                    Some((_, s)) => *s += w,
+                    None => sums.push((name.to_string(), w)),
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(sums
+        .into_iter()
+        .map(|(k, s)| (k, s / cells.len() as f64))
+        .collect())
+}
+
 fn accumulate(sums: &mut Vec<(String, f64, usize)>, out: &LossOutput, epoch: usize) -> Result<()> {
     let parts = out
         .parts

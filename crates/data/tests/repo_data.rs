@@ -1,5 +1,5 @@
-//! Every plain-layout folder of the project's shared real data reads with the shapes
-//! and labels its README documents. CI has `../shared` beside the clone.
+//! Every plain-layout folder of the repository's real data (`data/`) reads with the shapes
+//! and labels `data/README.md` documents; nothing outside the clone is needed.
 
 use std::path::PathBuf;
 
@@ -7,11 +7,11 @@ use crossomics_data::plain;
 
 fn shared(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
+        .join("../../data")
         .join(name);
     assert!(
         dir.is_dir(),
-        "{} is missing: the shared data folder must sit beside the clone",
+        "{} is missing: the repository's data/ folder (see data/README.md)",
         dir.display()
     );
     dir
@@ -78,4 +78,48 @@ fn pbmc_multiome_100_reads_underscore_peaks() {
     assert_eq!(d.peaks[0].to_string(), "chr18:11980068-11982718");
     let (_, types) = d.cells.codes("celltype").unwrap();
     assert_eq!(types.len(), 19);
+}
+
+#[test]
+fn snare_mouse_cortex_has_ten_thousand_labelled_cells_on_mm10() {
+    let d = plain::read_dir(
+        &shared("snare_mouse_cortex"),
+        &crossomics_limits::Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        (d.n_cells(), d.rna.ncols(), d.atac.ncols()),
+        (10_309, 1_677, 25_734)
+    );
+    assert_eq!(d.peaks[0].to_string(), "chr1:4914570-4914685");
+    let (codes, types) = d.cells.codes("cell_type").unwrap();
+    assert_eq!(types.len(), 15);
+    let n = |t: &str| {
+        let i = types.iter().position(|x| x == t).unwrap();
+        codes.iter().filter(|&&c| c == i).count()
+    };
+    assert_eq!(
+        (n("L2/3"), n("L4/5"), n("L6"), n("Astro")),
+        (3_928, 2_275, 1_186, 444)
+    );
+    assert_eq!(d.cells.codes("cluster_chen2019").unwrap().1.len(), 23);
+    assert_eq!(d.cells.codes("batch").unwrap().1.len(), 12);
+    // raw integer counts; 990 regions are empty in every cell (data/README.md)
+    assert!(
+        d.rna
+            .values()
+            .iter()
+            .chain(d.atac.values())
+            .all(|v| v.fract() == 0.0 && *v > 0.0)
+    );
+    let mut used = vec![false; d.atac.ncols()];
+    for &j in d.atac.col_indices() {
+        used[j] = true;
+    }
+    assert_eq!(used.iter().filter(|u| !**u).count(), 990);
+    let mut depth: Vec<f64> = (0..d.n_cells())
+        .map(|i| d.rna.row(i).values().iter().map(|&v| f64::from(v)).sum())
+        .collect();
+    depth.sort_by(f64::total_cmp);
+    assert_eq!(depth[d.n_cells() / 2], 247.0);
 }
