@@ -1,7 +1,8 @@
 """Writes the HDF5 fixtures of crates/data/tests/hostile_hdf5.rs that the Rust HDF5
 binding cannot write itself: a small h5ad-shaped file whose X is compressed with h5py's
-LZF filter (a filter libhdf5 does not build in), to check that the reader names the
-filter instead of failing somewhere inside the library.
+LZF filter (not built into libhdf5; crossomics registers it through hdf5-metno's `lzf`
+feature and pre-decodes every chunk while vetting), to check that such a file reads
+with the exact values.
 
     python3 -m venv /tmp/h5 && /tmp/h5/bin/pip install h5py==3.16.0 numpy
     /tmp/h5/bin/python scripts/hostile_hdf5_fixtures.py crates/data/tests/fixtures/hostile
