@@ -323,7 +323,9 @@ pub fn train_and_evaluate(
         &split,
         cfg,
     )?;
-    // the model's reconstruction of the test cells (per-cell negative log-likelihood)
+    // the model's reconstruction of the test cells: SAILERX's reconstruction terms are
+    // sums over a batch's cells (Bernoulli NLL over the peaks, times recon_weight; NB NLL
+    // over the genes), so the per-cell value is their total over the test cells / n
     if !split.test.is_empty() {
         let parts = train::evaluate(&model, &input, &split.test, cfg.training.batch_size)?;
         for (part, name) in [
@@ -331,7 +333,7 @@ pub fn train_and_evaluate(
             ("rna_recon", "test_recon_rna"),
         ] {
             if let Some((_, v)) = parts.iter().find(|(k, _)| k == part) {
-                row.metrics.push((name.into(), *v));
+                row.metrics.push((name.into(), v / split.test.len() as f64));
             }
         }
     }

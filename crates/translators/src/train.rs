@@ -526,10 +526,11 @@ fn validation_loss<M: Trainable>(
     })
 }
 
-/// The mean of every loss part (and `total`) of `model` on `cells`, without gradients and
-/// with the validation settings of the validation loss: a trained model's reconstruction
-/// of held-out cells. Each batch counts by its number of cells. Errors: no cells, a
-/// non-finite part.
+/// Every loss part (and `total`) of `model` on `cells`, summed over minibatches of
+/// `batch_size`, without gradients and with the validation settings of the validation
+/// loss. A part that is a sum over its batch's cells (SAILERX's reconstruction) sums to
+/// its total over `cells`: divide by their number for a per-cell value. Errors: no
+/// cells, a non-finite part.
 pub fn evaluate<M: Trainable>(
     model: &M,
     input: &M::Input<'_>,
@@ -567,19 +568,15 @@ pub fn evaluate<M: Trainable>(
                         value: v,
                     });
                 }
-                let w = v * chunk.len() as f64;
                 match sums.iter_mut().find(|(k, _)| k == name) {
-                    Some((_, s)) => *s += w,
-                    None => sums.push((name.to_string(), w)),
+                    Some((_, s)) => *s += v,
+                    None => sums.push((name.to_string(), v)),
                 }
             }
         }
         Ok(())
     })?;
-    Ok(sums
-        .into_iter()
-        .map(|(k, s)| (k, s / cells.len() as f64))
-        .collect())
+    Ok(sums)
 }
 
 fn accumulate(sums: &mut Vec<(String, f64, usize)>, out: &LossOutput, epoch: usize) -> Result<()> {
@@ -670,6 +667,35 @@ mod tests {
         let x = Tensor::linspace(-1.0, 1.0, 64, (Kind::Float, Device::Cpu)).view([64, 1]);
         let y = &x * 3.0 - 1.0;
         (Line { vs, lin }, (x, y))
+    }
+
+    #[test]
+    fn evaluate_sums_each_part_over_the_batches_of_the_given_cells() {
+        let (m, data) = line();
+        // brute force: the batch mean squared error of the untrained line, per batch of 5
+        let cells: Vec<usize> = (3..20).collect();
+        let (w, b) = (m.lin.ws.double_value(&[0, 0]), {
+            let bs = m.lin.bs.as_ref().unwrap();
+            bs.double_value(&[0])
+        });
+        let mut want = 0.0;
+        for chunk in cells.chunks(5) {
+            let mut s = 0.0;
+            for &c in chunk {
+                let x = data.0.double_value(&[c as i64, 0]);
+                let y = data.1.double_value(&[c as i64, 0]);
+                s += (w * x + b - y).powi(2);
+            }
+            want += s / chunk.len() as f64;
+        }
+        let got = evaluate(&m, &data, &cells, 5).unwrap();
+        let part = |k: &str| got.iter().find(|(n, _)| n == k).unwrap().1;
+        assert!(
+            (part("mse") - want).abs() < 1e-4 * want.max(1.0),
+            "{got:?} vs {want}"
+        );
+        assert!((part("total") - want).abs() < 1e-4 * want.max(1.0));
+        assert!(evaluate(&m, &data, &[], 5).is_err());
     }
 
     #[test]
