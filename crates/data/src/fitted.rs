@@ -607,6 +607,14 @@ impl FittedPreprocessing {
         Ok(t)
     }
 
+    /// The model's final peaks ([`FittedPreprocessing::peaks`]) as intervals.
+    pub fn peak_intervals(&self) -> Result<Vec<Peak>> {
+        self.peaks
+            .iter()
+            .map(|p| Peak::parse(p).map_err(|e| DataError::invalid("fitted preprocessing", e)))
+            .collect()
+    }
+
     /// Saves as JSON through a temporary file.
     pub fn save(&self, path: &Path) -> Result<()> {
         let tmp = path.with_extension("json.tmp");

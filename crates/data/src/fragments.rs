@@ -70,21 +70,7 @@ pub fn read_bed(path: &Path, limits: &Limits) -> Result<Vec<Peak>> {
         };
         let chrom = std::str::from_utf8(chrom)
             .map_err(|_| err("the chromosome is not text (UTF-8)".into()))?;
-        let start = parse_u64(start).ok_or_else(|| {
-            err(format!(
-                "start `{}` is not a non-negative integer",
-                excerpt(start, 30)
-            ))
-        })?;
-        let end = parse_u64(end).ok_or_else(|| {
-            err(format!(
-                "end `{}` is not a non-negative integer",
-                excerpt(end, 30)
-            ))
-        })?;
-        if end <= start {
-            return Err(err(format!("end {end} is not after start {start}")));
-        }
+        let (start, end) = interval(start, end).map_err(err)?;
         peaks.push(Peak {
             chrom: unify_chrom(chrom),
             start,
@@ -231,21 +217,7 @@ pub fn count(
         if chrom.is_empty() {
             return Err(err("empty chromosome".into()));
         }
-        let start = parse_u64(start).ok_or_else(|| {
-            err(format!(
-                "start `{}` is not a non-negative integer",
-                excerpt(start, 30)
-            ))
-        })?;
-        let end = parse_u64(end).ok_or_else(|| {
-            err(format!(
-                "end `{}` is not a non-negative integer",
-                excerpt(end, 30)
-            ))
-        })?;
-        if end <= start {
-            return Err(err(format!("end {end} is not after start {start}")));
-        }
+        let (start, end) = interval(start, end).map_err(err)?;
         if n_fields == 5 && parse_u64(dups).is_none() {
             return Err(err(format!(
                 "the duplicate count `{}` is not a non-negative integer",
@@ -316,6 +288,20 @@ pub fn count(
     tally.into_csr(peaks.len(), limits, &name)
 }
 
+/// `start` and `end` of a BED or fragment line: non-negative integers, `end` after
+/// `start`; the error is the reason, for the caller to place.
+fn interval(start: &[u8], end: &[u8]) -> std::result::Result<(u64, u64), String> {
+    let number = |what: &str, v: &[u8]| {
+        parse_u64(v)
+            .ok_or_else(|| format!("{what} `{}` is not a non-negative integer", excerpt(v, 30)))
+    };
+    let (start, end) = (number("start", start)?, number("end", end)?);
+    if end <= start {
+        return Err(format!("end {end} is not after start {start}"));
+    }
+    Ok((start, end))
+}
+
 /// Counts `fragments` into the peaks of the BED file `peaks` for the cells listed in
 /// `barcodes` (a 10x `barcodes.tsv(.gz)`): one modality, ready to pair with RNA through
 /// [`crate::pair::join`].
@@ -325,8 +311,17 @@ pub fn read_atac(
     peaks: &Path,
     limits: &Limits,
 ) -> Result<SingleModality<Peak>> {
+    count_atac(fragments, barcodes, read_bed(peaks, limits)?, limits)
+}
+
+/// [`read_atac`] into given `peaks` (a trained model's own, say) instead of a BED file.
+pub fn count_atac(
+    fragments: &Path,
+    barcodes: &Path,
+    peaks: Vec<Peak>,
+    limits: &Limits,
+) -> Result<SingleModality<Peak>> {
     let barcodes = read_barcodes(barcodes, limits)?;
-    let peaks = read_bed(peaks, limits)?;
     let matrix = count(fragments, &barcodes, &peaks, limits)?;
     Ok(SingleModality {
         source: fragments.to_path_buf(),

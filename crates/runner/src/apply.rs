@@ -109,8 +109,8 @@ pub struct Translated {
     /// the cells that passed the model's cell QC, in input order
     pub cells: CellTable,
     pub prediction: Prediction,
-    /// the model's latent embedding of the cells, when it has one
-    pub embedding: Option<Array2<f32>>,
+    /// the model's latent embedding of the cells and its Leiden clusters, when it has one
+    pub latent: Option<translation::Latent>,
     /// the model's features found in the data
     pub coverage: FeatureCoverage,
     /// names of the predicted features (peaks as `chr:start-end`, or genes)
@@ -329,7 +329,7 @@ impl SavedTranslator {
             direction,
             cells: t.dataset.cells,
             prediction,
-            embedding,
+            latent: embedding.map(translation::Latent::of).transpose()?,
             coverage,
             features,
         })
@@ -337,16 +337,11 @@ impl SavedTranslator {
 }
 
 /// Writes a translation as h5ad ([`translation::write_prediction`]: `X` the prediction,
-/// `obsm["X_latent"]` the embedding when the model has one, expected counts beside it).
+/// `obsm["X_latent"]` and `obs["leiden"]` when the model has a latent, expected counts
+/// beside it).
 /// Returns the files written.
 pub fn write_h5ad(out: &Path, t: &Translated) -> Result<Vec<PathBuf>> {
-    translation::write_prediction(
-        out,
-        &t.cells,
-        &t.features,
-        &t.prediction,
-        t.embedding.as_ref(),
-    )
+    translation::write_prediction(out, &t.cells, &t.features, &t.prediction, t.latent.as_ref())
 }
 
 /// One modality of new cells from an `.h5ad` (raw counts in `X` or in `layer`); RNA

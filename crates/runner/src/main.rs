@@ -315,37 +315,31 @@ struct FragmentArgs {
 
 impl FragmentArgs {
     /// The ATAC counts of the fragments file for the `--barcodes` cells, in the `--peaks`
-    /// or else in `model_peaks` (`chr:start-end` as the run's preprocessing lists them).
-    fn read(&self, model_peaks: &[String], limits: &Limits) -> Result<SingleModality<Peak>> {
+    /// or else in the model's own final peaks.
+    fn read(
+        &self,
+        fitted: &crossomics_data::fitted::FittedPreprocessing,
+        limits: &Limits,
+    ) -> Result<SingleModality<Peak>> {
         use crossomics_data::fragments;
         let (Some(file), Some(barcodes)) = (&self.fragments, &self.barcodes) else {
             anyhow::bail!("--fragments needs --barcodes");
         };
         let peaks = match &self.peaks {
             Some(bed) => fragments::read_bed(bed, limits)?,
-            None => model_peaks
-                .iter()
-                .map(|p| Peak::parse(p))
-                .collect::<std::result::Result<Vec<Peak>, String>>()
-                .map_err(|e| anyhow::anyhow!("the model's peaks: {e}"))?,
+            None => fitted.peak_intervals()?,
         };
-        let cells = fragments::read_barcodes(barcodes, limits)?;
         let clock = Instant::now();
-        let matrix = fragments::count(file, &cells, &peaks, limits)?;
+        let atac = fragments::count_atac(file, barcodes, peaks, limits)?;
         eprintln!(
             "counted {} into {} peaks for {} cells ({} non-zeros) in {:.2} s",
             file.display(),
-            peaks.len(),
-            cells.len(),
-            matrix.nnz(),
+            atac.features.len(),
+            atac.cells.len(),
+            atac.matrix.nnz(),
             clock.elapsed().as_secs_f64()
         );
-        Ok(SingleModality {
-            source: file.clone(),
-            matrix,
-            cells: crossomics_data::CellTable::new(cells),
-            features: peaks,
-        })
+        Ok(atac)
     }
 }
 
@@ -1184,7 +1178,7 @@ fn translate(
             );
             let file = fragments.fragments.as_deref().expect("clap requires one");
             (
-                SourceData::Atac(fragments.read(&saved.fitted.peaks, limits)?),
+                SourceData::Atac(fragments.read(&saved.fitted, limits)?),
                 file,
             )
         }
@@ -1261,7 +1255,7 @@ fn embed(
                 "{}: a symmetric SAILERX model embeds cells through their RNA; --fragments gives only ATAC",
                 run_dir.display()
             );
-            let atac = fragments.read(&fitted.peaks, limits)?;
+            let atac = fragments.read(&fitted, limits)?;
             let n = atac.cells.len();
             // no RNA: one placeholder gene that matches none of the model's (all zero)
             let empty =
@@ -1294,12 +1288,12 @@ fn embed(
         c.peaks_total,
         data.display()
     );
-    let peaks = fitted
-        .peaks
-        .iter()
-        .map(|p| crossomics_data::Peak::parse(p).map(|p| p.chrom))
-        .collect::<std::result::Result<Vec<String>, String>>()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.join("preprocessing.json").display()))?;
+    let peaks: Vec<String> = fitted
+        .peak_intervals()
+        .with_context(|| run_dir.join("preprocessing.json").display().to_string())?
+        .into_iter()
+        .map(|p| p.chrom)
+        .collect();
     let Some(model_cfg) = cfg.model.sailerx() else {
         anyhow::bail!(
             "{}: `crossomics embed` embeds with a SAILERX model, not `{}` (use `crossomics translate`)",

@@ -22,11 +22,11 @@ use crossomics_portal::{
     ResultFile, Stage, Summary,
 };
 use crossomics_translators::{Direction, Prediction};
-use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::apply::{self, SavedTranslator, SourceData, Translated};
 use crate::progress::{PROGRESS_ENV, parse_progress};
+use crate::translation::Latent;
 
 /// The default model's config, as the binary carries it.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/portal/default.toml");
@@ -561,21 +561,12 @@ fn read_upload(
                 modality == Modality::Atac,
                 "a fragments file is ATAC data: choose a model that predicts RNA from ATAC"
             );
-            let peaks = saved
-                .fitted
-                .peaks
-                .iter()
-                .map(|p| crossomics_data::Peak::parse(p))
-                .collect::<std::result::Result<Vec<_>, String>>()
-                .map_err(|e| anyhow::anyhow!("the model's peaks: {e}"))?;
-            let cells = crossomics_data::fragments::read_barcodes(barcodes, limits)?;
-            let matrix = crossomics_data::fragments::count(fragments, &cells, &peaks, limits)?;
-            Ok(SourceData::Atac(crossomics_data::pair::SingleModality {
-                source: fragments.clone(),
-                matrix,
-                cells: crossomics_data::CellTable::new(cells),
-                features: peaks,
-            }))
+            Ok(SourceData::Atac(crossomics_data::fragments::count_atac(
+                fragments,
+                barcodes,
+                saved.fitted.peak_intervals()?,
+                limits,
+            )?))
         }
         JobInput::Hdf5(p) if crossomics_data::tenx::is_tenx_h5(p, limits) => {
             apply::from_tenx(crossomics_data::tenx::read_h5_parts(p, limits)?, modality)
@@ -709,9 +700,10 @@ fn summary(t: &Translated) -> Summary {
 }
 
 /// A UMAP of (at most [`PICTURE_CELLS`] of) the cells' latent embedding, coloured by
-/// the upload's `cell_type` column when it has one, else by Leiden cluster.
-fn picture(path: &Path, t: &Translated, embedding: &Array2<f32>, kind: &str) -> Result<()> {
-    let n = embedding.nrows();
+/// the upload's `cell_type` column when it has one, else by Leiden cluster (those of the
+/// prediction's `obs["leiden"]`).
+fn picture(path: &Path, t: &Translated, latent: &Latent, kind: &str) -> Result<()> {
+    let n = latent.embedding.nrows();
     let take: Vec<usize> = if n > PICTURE_CELLS {
         use rand::seq::SliceRandom;
         let mut idx: Vec<usize> = (0..n).collect();
@@ -722,7 +714,7 @@ fn picture(path: &Path, t: &Translated, embedding: &Array2<f32>, kind: &str) -> 
     } else {
         (0..n).collect()
     };
-    let x = embedding.select(ndarray::Axis(0), &take);
+    let x = latent.embedding.select(ndarray::Axis(0), &take);
     let coords =
         crossomics_plots::umap::layout(x.view(), &crossomics_plots::umap::UmapParams::default())?;
     let cells = t.cells.subset(&take);
@@ -731,9 +723,10 @@ fn picture(path: &Path, t: &Translated, embedding: &Array2<f32>, kind: &str) -> 
     let (codes, names, by) = match cells.codes("cell_type") {
         Ok((c, n)) => (c, n, " by cell_type"),
         Err(_) => {
-            let c = crate::pipeline::leiden_clusters(x.view(), 0)?;
-            let names = (0..c.n_clusters).map(|i| i.to_string()).collect();
-            (c.labels, names, " by Leiden cluster")
+            let codes: Vec<usize> = take.iter().map(|&i| latent.clusters[i]).collect();
+            let n_clusters = latent.clusters.iter().max().map_or(0, |m| m + 1);
+            let names = (0..n_clusters).map(|i| i.to_string()).collect();
+            (codes, names, " by Leiden cluster")
         }
     };
     crossomics_plots::scatter(
@@ -780,8 +773,8 @@ fn write_results(dir: &Path, t: &Translated, kind: &str) -> Result<PredictOutput
         label: "prediction (MatrixMarket folder, zip)".into(),
         media_type: "application/zip".into(),
     });
-    if let Some(e) = &t.embedding {
-        picture(&dir.join("embedding.png"), t, e, kind)?;
+    if let Some(l) = &t.latent {
+        picture(&dir.join("embedding.png"), t, l, kind)?;
         files.push(ResultFile {
             name: "embedding.png".into(),
             label: "the cells' latent embedding (UMAP)".into(),

@@ -246,7 +246,7 @@ pub struct TranslationOutcome {
     pub predictions: Vec<(Direction, Prediction)>,
     /// the test cells' latent embedding from the source modality, per direction, when the
     /// model has a latent space
-    pub embeddings: Vec<(Direction, Array2<f32>)>,
+    pub latents: Vec<(Direction, Latent)>,
     pub rows: Vec<Row>,
     pub device: String,
     pub train_seconds: f64,
@@ -294,7 +294,7 @@ pub fn train_and_evaluate(
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
     let mut predictions = Vec::new();
-    let mut embeddings = Vec::new();
+    let mut latents = Vec::new();
     let mut rows = Vec::new();
     for &d in &cfg.translation.directions {
         let source = source_only(&all, &extra, d);
@@ -302,7 +302,7 @@ pub fn train_and_evaluate(
         rows.push(score(cfg, prep, &split.test, d, &p)?);
         predictions.push((d, p));
         if let Some(e) = model.embed(&source, &split.test, d)? {
-            embeddings.push((d, e));
+            latents.push((d, Latent::of(e)?));
         }
     }
     Ok(TranslationOutcome {
@@ -311,7 +311,7 @@ pub fn train_and_evaluate(
         history,
         split,
         predictions,
-        embeddings,
+        latents,
         rows,
         device: format!("{:?}", cfg.training.device.resolve()?),
         train_seconds,
@@ -376,6 +376,26 @@ pub fn score(
     })
 }
 
+/// A model's latent embedding of some cells and its Leiden clusters
+/// ([`crate::pipeline::leiden_clusters`]), which prediction files carry for the user to
+/// annotate.
+#[derive(Debug, Clone)]
+pub struct Latent {
+    pub embedding: Array2<f32>,
+    pub clusters: Vec<usize>,
+}
+
+impl Latent {
+    /// Clusters `embedding` (seed 0).
+    pub fn of(embedding: Array2<f32>) -> Result<Self> {
+        let clusters = crate::pipeline::leiden_clusters(embedding.view(), 0)?.labels;
+        Ok(Self {
+            embedding,
+            clusters,
+        })
+    }
+}
+
 /// Writes the test cells' predictions as h5ad, `prediction_<direction>.h5ad` per
 /// direction (see [`write_prediction`]).
 pub fn write_predictions(dir: &Path, prep: &Prepared, outcome: &TranslationOutcome) -> Result<()> {
@@ -387,37 +407,33 @@ pub fn write_predictions(dir: &Path, prep: &Prepared, outcome: &TranslationOutco
             Direction::AtacToRna => &prep.dataset.genes,
         };
         let out = dir.join(format!("prediction_{}.h5ad", d.as_str()));
-        let embedding = outcome
-            .embeddings
-            .iter()
-            .find(|(e, _)| e == d)
-            .map(|(_, e)| e);
-        write_prediction(&out, &cells, features, p, embedding)?;
+        let latent = outcome.latents.iter().find(|(e, _)| e == d).map(|(_, l)| l);
+        write_prediction(&out, &cells, features, p, latent)?;
     }
     Ok(())
 }
 
 /// Writes a prediction as h5ad: `X` the probabilities or the log1p values, `obs` the
-/// cells, `var_names` the predicted features, `obsm["X_latent"]` the embedding and
-/// `obs["leiden"]` its Leiden clusters (to annotate) when given. A count model's expected counts go to `<stem>_counts.h5ad` beside it. Returns
-/// the files written.
+/// cells, `var_names` the predicted features, and with a latent `obsm["X_latent"]` its
+/// embedding and `obs["leiden"]` its clusters. A count model's expected counts go to
+/// `<stem>_counts.h5ad` beside it. Returns the files written.
 pub fn write_prediction(
     out: &Path,
     cells: &crossomics_data::CellTable,
     features: &[String],
     prediction: &Prediction,
-    embedding: Option<&Array2<f32>>,
+    latent: Option<&Latent>,
 ) -> Result<Vec<std::path::PathBuf>> {
-    let obsm: Vec<(&str, ndarray::ArrayView2<f32>)> = embedding
-        .map(|e| vec![("X_latent", e.view())])
+    let obsm: Vec<(&str, ndarray::ArrayView2<f32>)> = latent
+        .map(|l| vec![("X_latent", l.embedding.view())])
         .unwrap_or_default();
     let with_clusters;
-    let cells = match embedding {
-        Some(e) => {
-            let c = crate::pipeline::leiden_clusters(e.view(), 0)?;
-            with_clusters = cells
-                .clone()
-                .with_column("leiden", c.labels.iter().map(ToString::to_string).collect())?;
+    let cells = match latent {
+        Some(l) => {
+            with_clusters = cells.clone().with_column(
+                "leiden",
+                l.clusters.iter().map(ToString::to_string).collect(),
+            )?;
             &with_clusters
         }
         None => cells,

@@ -1,28 +1,15 @@
 //! The `crossomics` binary end to end on the bundled sample.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn crossomics(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_crossomics"))
-        .args(args)
-        .current_dir(cwd)
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .expect("the binary runs")
-}
+use common::{crossomics, text};
 
 fn quickstart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/quickstart.toml")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

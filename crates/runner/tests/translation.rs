@@ -2,28 +2,14 @@
 //! BMMC sample with the NeurIPS 2021 split, scored against the competition's own test
 //! files, then `crossomics translate` of those files with the saved models.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::{crossomics, text};
 
 use crossomics_data::h5ad::{self, ReadOptions};
 use ndarray::Array2;
-
-fn crossomics(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_crossomics"))
-        .args(args)
-        .current_dir(cwd)
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

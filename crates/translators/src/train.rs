@@ -550,33 +550,15 @@ pub fn evaluate<M: Trainable>(
         validation: true,
         extra: false,
     };
-    let mut sums: Vec<(String, f64)> = Vec::new();
+    let mut sums = Vec::new();
     tch::no_grad(|| -> Result<()> {
         for chunk in cells.chunks(batch_size.max(1)) {
             let out = model.loss(input, &Minibatch::new(chunk), &ctx, false)?;
-            let parts = out
-                .parts
-                .iter()
-                .map(|(k, t)| (*k, t))
-                .chain(std::iter::once(("total", &out.total)));
-            for (name, t) in parts {
-                let v = t.double_value(&[]);
-                if !v.is_finite() {
-                    return Err(ModelError::Diverged {
-                        epoch: 0,
-                        part: name.to_string(),
-                        value: v,
-                    });
-                }
-                match sums.iter_mut().find(|(k, _)| k == name) {
-                    Some((_, s)) => *s += v,
-                    None => sums.push((name.to_string(), v)),
-                }
-            }
+            accumulate(&mut sums, &out, 0)?;
         }
         Ok(())
     })?;
-    Ok(sums)
+    Ok(sums.into_iter().map(|(k, s, _)| (k, s)).collect())
 }
 
 fn accumulate(sums: &mut Vec<(String, f64, usize)>, out: &LossOutput, epoch: usize) -> Result<()> {

@@ -105,3 +105,24 @@ pub fn write_tenx_h5(path: &Path, d: &crossomics_data::PairedDataset) {
             .unwrap();
     }
 }
+
+/// Runs the `crossomics` binary with `args` in `cwd` (one OpenMP thread).
+#[allow(dead_code)] // not every test file that shares this module runs the CLI
+pub fn crossomics(args: &[&str], cwd: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_crossomics"))
+        .args(args)
+        .current_dir(cwd)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+/// A finished command's standard output and error, for messages and assertions.
+#[allow(dead_code)]
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
