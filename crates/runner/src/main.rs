@@ -1276,9 +1276,14 @@ fn embed(
             )
         }
     };
-    let t = fitted
-        .apply(&dataset)
-        .with_context(|| format!("preprocessing {} as the run did", data.display()))?;
+    // cells given by their fragments have no RNA: the RNA steps (and the RNA side of
+    // cell QC) are skipped for them, as for a single-modality upload to a translator
+    let t = if fragments.fragments.is_some() {
+        fitted.apply_one(&dataset, crossomics_data::transfer::Modality::Atac)
+    } else {
+        fitted.apply(&dataset)
+    }
+    .with_context(|| format!("preprocessing {} as the run did", data.display()))?;
     let c = &t.coverage;
     eprintln!(
         "coverage: {} of {} model genes and {} of {} model peaks found in {} (missing ones are zero)",

@@ -374,7 +374,13 @@ fn a_fragments_file_translates_embeds_and_trains_end_to_end() {
     let cfg = dir.join("int.toml");
     std::fs::write(
         &cfg,
-        integration_config("int", "format = \"tenx_h5\"\npath = \"matrix.h5\"", false),
+        // with a cell QC on genes, which cells given by their ATAC alone must not fail
+        integration_config(
+            "int",
+            "format = \"tenx_h5\"\npath = \"matrix.h5\"\n\
+             [[preprocessing.steps]]\nstep = \"cell_qc\"\nmin_genes = 10",
+            false,
+        ),
     )
     .unwrap();
     let o = crossomics(&["run", cfg.to_str().unwrap(), "--out", "out"], dir);
@@ -396,4 +402,15 @@ fn a_fragments_file_translates_embeds_and_trains_end_to_end() {
     );
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(obs_column(&emb, "leiden").len(), n_barcodes);
+    // counted into the model's own peaks: every one found; no RNA: no gene found
+    let t = text(&o);
+    let cov: Vec<&str> = t
+        .lines()
+        .find(|l| l.starts_with("coverage:"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // coverage: G of GT model genes and P of PT model peaks found in ...
+    assert_eq!(cov[1], "0", "{t}");
+    assert_eq!(cov[7], cov[9], "{t}");
 }
