@@ -1192,4 +1192,22 @@ fn unlabelled_uploads_in_every_layout_and_fragments_predict() {
         job["error"].as_str().unwrap().contains("fragments"),
         "{job}"
     );
+    // a malformed fragment line fails the job naming the file and the line
+    let bad = gzip(b"chr1\t100\t200\tAAAC-1\t1\nchr1\t300\tabc\tAAAC-1\t1\n");
+    let id = submit(
+        &s.url,
+        &[("model", &atac_model)],
+        &[
+            ("f.tsv.gz", bad.as_slice()),
+            ("b.tsv", b"AAAC-1\n".as_slice()),
+        ],
+    );
+    let job = wait_finished(&s.url, &id);
+    assert_eq!(job["status"], "failed", "{job}");
+    let err = job["error"].as_str().unwrap();
+    assert!(
+        err.contains("fragments.tsv.gz") && err.contains("line 2") && err.contains("abc"),
+        "{err}"
+    );
+    assert!(!err.contains("/jobs/"), "{err}");
 }
