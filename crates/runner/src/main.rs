@@ -365,8 +365,23 @@ fn tune_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
 
+/// Turns HDF5's `flock` file locking off for this process (unless the user set
+/// `HDF5_USE_FILE_LOCKING`). HDF5 opens files without close-on-exec, so a child process
+/// spawned while a file is open (the portal's job workers) inherits its lock and holds
+/// it until it exits: a later open of that file here then fails with `unable to lock
+/// file`. Every file is written to a temporary name and renamed, so no reader ever sees
+/// a file being written and the locks protect nothing.
+#[allow(unsafe_code)]
+fn no_hdf5_file_locks() {
+    if std::env::var_os("HDF5_USE_FILE_LOCKING").is_none() {
+        // SAFETY: called once at the start of main, before any other thread exists.
+        unsafe { std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE") };
+    }
+}
+
 fn main() {
     tune_allocator();
+    no_hdf5_file_locks();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
