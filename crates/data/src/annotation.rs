@@ -16,7 +16,7 @@
 //! symbol and one per alias, so a dataset's symbol finds its gene by name.
 //!
 //! Regulatory potential follows MAESTRO's simple model, which CrossMP uses for its gene
-//! activity branch (SPEC section 2): a peak whose centre lies `d` bp from a gene's TSS
+//! activity branch (`docs/models.md`, "BABEL and CrossMP"): a peak whose centre lies `d` bp from a gene's TSS
 //! contributes `2^(-d / half_distance)` to the gene (10 kb half-distance: a peak 10 kb
 //! away counts half), peaks farther than `max_distance` nothing (MAESTRO: 15 half-distances,
 //! 150 kb). Gene activity of a cell is its accessibility times these weights.

@@ -49,6 +49,9 @@ pub enum DatasetConfig {
     },
     /// A 10x Genomics Cell Ranger ARC `filtered_feature_bc_matrix.h5`.
     TenxH5 { path: PathBuf },
+    /// Any paired file or folder of a format the input registry detects
+    /// ([`crate::input::Registry::builtin`]).
+    Auto { path: PathBuf },
     /// A 10x Genomics Cell Ranger ARC matrix folder (`filtered_feature_bc_matrix/`:
     /// `matrix.mtx.gz`, `features.tsv.gz`, `barcodes.tsv.gz`).
     TenxMtx { path: PathBuf },
@@ -112,6 +115,9 @@ impl DatasetConfig {
             Self::Bundled { name } => crate::sample::load(name),
             Self::Plain { path } => crate::plain::read_dir(&base.join(path), limits),
             Self::TenxMtx { path } => crate::tenx::read_mtx_dir(&base.join(path), limits),
+            Self::Auto { path } => {
+                crate::input::Registry::builtin().read_paired(&base.join(path), limits)
+            }
             Self::Fragments {
                 rna,
                 fragments,

@@ -540,7 +540,9 @@ impl FittedPreprocessing {
         data: &PairedDataset,
         present: Option<crate::transfer::Modality>,
     ) -> Result<Transformed> {
-        let gene_map = match_genes(&self.input_genes, &data.genes);
+        // the same rules as a translation's upload (`transfer::match_genes`): name, name
+        // ignoring case, then the name without an Ensembl version
+        let gene_map = crate::transfer::match_genes(&self.input_genes, &data.genes, None);
         let peaks: HashMap<String, usize> = data
             .peaks
             .iter()
@@ -617,11 +619,9 @@ impl FittedPreprocessing {
 
     /// Saves as JSON through a temporary file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string(self)
             .map_err(|e| DataError::invalid(path.display().to_string(), e.to_string()))?;
-        std::fs::write(&tmp, text).map_err(|e| DataError::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+        crossomics_atomic::write(path, text).map_err(|e| DataError::io(path, e))
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -633,30 +633,6 @@ impl FittedPreprocessing {
             )
         })
     }
-}
-
-/// For each wanted gene, its column in `have`: the same name, else the same name
-/// ignoring ASCII case.
-pub fn match_genes(wanted: &[String], have: &[String]) -> Vec<Option<usize>> {
-    let exact: HashMap<&str, usize> = have
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.as_str(), i))
-        .collect();
-    let folded: HashMap<String, usize> = have
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.to_ascii_uppercase(), i))
-        .collect();
-    wanted
-        .iter()
-        .map(|g| {
-            exact
-                .get(g.as_str())
-                .copied()
-                .or_else(|| folded.get(&g.to_ascii_uppercase()).copied())
-        })
-        .collect()
 }
 
 /// Columns of `m` in the order of `mapping`; `None` gives an all-zero column.

@@ -18,6 +18,7 @@ pub mod genome;
 pub mod h5ad;
 pub mod hdf5_vet;
 pub mod hvg;
+pub mod input;
 pub mod loader;
 pub mod mtx;
 pub mod pair;

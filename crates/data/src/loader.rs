@@ -1,7 +1,11 @@
-//! Minibatches of CSR rows, densified ahead of the trainer on a background thread.
+//! Minibatches of per-cell rows, loaded ahead of the trainer on a background thread.
 //!
-//! A [`Loader`] holds one or more CSR [`Source`]s whose rows are the same cells (paired
-//! RNA and ATAC, say), each optionally restricted to a column set. Given a plan, an
+//! Every model reads its cells through this module: a [`Loader`] holds one or more
+//! [`Source`]s whose rows are the same cells (paired RNA and ATAC, the RNA PCA, the
+//! decoder's confounders, per-cell weights), each optionally restricted to a column set.
+//! A source is anything implementing [`RowSource`], the minibatch-source trait: today the
+//! in-memory CSR matrices and dense arrays, and an on-disk store behind the same trait
+//! without any model changing. Given a plan, an
 //! iterator of cell-index lists such as the epochs of [`crate::batches::shuffled`], it
 //! yields [`Batch`]es holding the cell indices and, per source, the rows as one
 //! contiguous row-major f32 buffer (`cells x columns`, written straight from the CSR:
@@ -35,10 +39,106 @@ pub const DEPTH: usize = 2;
 /// Marks a column outside the source's column set.
 const DROPPED: u32 = u32::MAX;
 
-/// One CSR matrix (cells x features) to load rows of.
+/// One stored row of a [`RowSource`].
 #[derive(Debug, Clone, Copy)]
+pub enum Row<'r> {
+    /// The non-zero entries: columns in increasing order, and their values.
+    Sparse {
+        indices: &'r [usize],
+        values: &'r [f32],
+    },
+    /// Every column's value.
+    Dense(&'r [f32]),
+}
+
+/// A matrix whose rows are cells: what the loader reads minibatches from.
+pub trait RowSource: Sync + Send + std::fmt::Debug {
+    fn nrows(&self) -> usize;
+    fn ncols(&self) -> usize;
+    /// Row `r` (`r < nrows()`; a larger one may panic).
+    fn row(&self, r: usize) -> Row<'_>;
+}
+
+impl<T: RowSource + ?Sized> RowSource for &T {
+    fn nrows(&self) -> usize {
+        (**self).nrows()
+    }
+    fn ncols(&self) -> usize {
+        (**self).ncols()
+    }
+    fn row(&self, r: usize) -> Row<'_> {
+        (**self).row(r)
+    }
+}
+
+impl RowSource for Csr {
+    fn nrows(&self) -> usize {
+        Csr::nrows(self)
+    }
+    fn ncols(&self) -> usize {
+        Csr::ncols(self)
+    }
+    fn row(&self, r: usize) -> Row<'_> {
+        let (offsets, indices, values) = self.csr_data();
+        let (lo, hi) = (offsets[r], offsets[r + 1]);
+        Row::Sparse {
+            indices: &indices[lo..hi],
+            values: &values[lo..hi],
+        }
+    }
+}
+
+/// A dense array, rows = cells (standard layout; a view of another layout is copied row
+/// by row into a contiguous one when the source is made).
+#[derive(Debug, Clone)]
+pub struct DenseSource<'a> {
+    values: std::borrow::Cow<'a, [f32]>,
+    nrows: usize,
+    ncols: usize,
+}
+
+impl<'a> From<ndarray::ArrayView2<'a, f32>> for DenseSource<'a> {
+    fn from(a: ndarray::ArrayView2<'a, f32>) -> Self {
+        let (nrows, ncols) = a.dim();
+        let values = match a.to_slice() {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => std::borrow::Cow::Owned(a.iter().copied().collect()),
+        };
+        Self {
+            values,
+            nrows,
+            ncols,
+        }
+    }
+}
+
+impl<'a> DenseSource<'a> {
+    /// One value per cell, as a one-column source (per-cell weights).
+    pub fn column(values: &'a [f32]) -> Self {
+        Self {
+            values: std::borrow::Cow::Borrowed(values),
+            nrows: values.len(),
+            ncols: 1,
+        }
+    }
+}
+
+impl RowSource for DenseSource<'_> {
+    fn nrows(&self) -> usize {
+        self.nrows
+    }
+    fn ncols(&self) -> usize {
+        self.ncols
+    }
+    fn row(&self, r: usize) -> Row<'_> {
+        Row::Dense(&self.values[r * self.ncols..(r + 1) * self.ncols])
+    }
+}
+
+/// One source (cells x features) to load rows of.
+#[derive(Debug)]
 pub struct Source<'a> {
-    matrix: &'a Csr,
+    matrix: Box<dyn RowSource + 'a>,
     columns: Option<&'a [usize]>,
     dense: bool,
     sparse: bool,
@@ -46,13 +146,18 @@ pub struct Source<'a> {
 
 impl<'a> Source<'a> {
     /// All columns, as a dense buffer (no CSR slices).
-    pub fn new(matrix: &'a Csr) -> Self {
+    pub fn new(matrix: impl RowSource + 'a) -> Self {
         Self {
-            matrix,
+            matrix: Box::new(matrix),
             columns: None,
             dense: true,
             sparse: false,
         }
+    }
+
+    /// A dense array's rows ([`DenseSource`]).
+    pub fn dense(array: ndarray::ArrayView2<'a, f32>) -> Self {
+        Self::new(DenseSource::from(array))
     }
 
     /// Only these columns, in this order: output column `k` is matrix column `columns[k]`.
@@ -77,7 +182,7 @@ impl<'a> Source<'a> {
 /// A source checked and ready: its column map built once.
 #[derive(Debug)]
 struct Prepared<'a> {
-    matrix: &'a Csr,
+    matrix: Box<dyn RowSource + 'a>,
     /// matrix column -> output column, [`DROPPED`] outside the set; `None`: identity.
     map: Option<Vec<u32>>,
     /// The output columns are in increasing matrix order (CSR slices need no sorting).
@@ -271,10 +376,10 @@ impl<'a> Loader<'a> {
     fn fill(&self, cells: Vec<usize>, bufs: &mut Buffers) {
         for (s, b) in self.sources.iter().zip(&mut bufs.sources) {
             if let Some(d) = &mut b.dense {
-                densify(s.matrix, &cells, s.map.as_deref(), s.ncols, d);
+                densify(&*s.matrix, &cells, s.map.as_deref(), s.ncols, d);
             }
             if let Some(sp) = &mut b.sparse {
-                slice(s.matrix, &cells, s.map.as_deref(), s.monotone, sp);
+                slice(&*s.matrix, &cells, s.map.as_deref(), s.monotone, sp);
             }
         }
         bufs.cells = cells;
@@ -284,11 +389,11 @@ impl<'a> Loader<'a> {
 /// Rows `rows` of `m`, all columns, densified row-major into `out` (resized to
 /// `rows.len() * m.ncols()`; its capacity is kept). Equal to
 /// [`crate::preprocess::dense_rows`], without the intermediate array.
-pub fn densify_rows(m: &Csr, rows: &[usize], out: &mut Vec<f32>) {
+pub fn densify_rows(m: &dyn RowSource, rows: &[usize], out: &mut Vec<f32>) {
     densify(m, rows, None, m.ncols(), out);
 }
 
-fn check_row(m: &Csr, r: usize) {
+fn check_row(m: &dyn RowSource, r: usize) {
     assert!(
         r < m.nrows(),
         "loader: cell {r} is out of range for a matrix of {} rows",
@@ -296,22 +401,28 @@ fn check_row(m: &Csr, r: usize) {
     );
 }
 
-/// One pass: zero-fill, then scatter each row's non-zeros.
-fn densify(m: &Csr, rows: &[usize], map: Option<&[u32]>, ncols: usize, out: &mut Vec<f32>) {
+/// One pass: zero-fill, then scatter each row's non-zeros (or copy a dense row).
+fn densify(
+    m: &dyn RowSource,
+    rows: &[usize],
+    map: Option<&[u32]>,
+    ncols: usize,
+    out: &mut Vec<f32>,
+) {
     out.clear();
     out.resize(rows.len() * ncols, 0.0);
-    let (offsets, indices, values) = m.csr_data();
     if ncols == 0 {
         rows.iter().for_each(|&r| check_row(m, r));
         return;
     }
     for (dst, &r) in out.chunks_exact_mut(ncols).zip(rows) {
         check_row(m, r);
-        let (lo, hi) = (offsets[r], offsets[r + 1]);
-        let entries = indices[lo..hi].iter().zip(&values[lo..hi]);
-        match map {
-            None => entries.for_each(|(&c, &v)| dst[c] = v),
-            Some(map) => entries.for_each(|(&c, &v)| {
+        match (m.row(r), map) {
+            (Row::Sparse { indices, values }, None) => {
+                indices.iter().zip(values).for_each(|(&c, &v)| dst[c] = v)
+            }
+            (Row::Dense(values), None) => dst.copy_from_slice(values),
+            (row, Some(map)) => for_each_entry(row, |c, v| {
                 let k = map[c];
                 if k != DROPPED {
                     dst[k as usize] = v;
@@ -321,32 +432,52 @@ fn densify(m: &Csr, rows: &[usize], map: Option<&[u32]>, ncols: usize, out: &mut
     }
 }
 
+/// Every stored entry of a row (a dense row's non-zeros), in column order.
+fn for_each_entry(row: Row<'_>, mut f: impl FnMut(usize, f32)) {
+    match row {
+        Row::Sparse { indices, values } => indices.iter().zip(values).for_each(|(&c, &v)| f(c, v)),
+        Row::Dense(values) => values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v != 0.0)
+            .for_each(|(c, &v)| f(c, v)),
+    }
+}
+
 /// The rows as CSR arrays re-based to the batch (row `i` of the batch is `indptr[i]..
 /// indptr[i + 1]`), columns renumbered by the column set and sorted within each row.
-fn slice(m: &Csr, rows: &[usize], map: Option<&[u32]>, monotone: bool, out: &mut SparseBuf) {
+fn slice(
+    m: &dyn RowSource,
+    rows: &[usize],
+    map: Option<&[u32]>,
+    monotone: bool,
+    out: &mut SparseBuf,
+) {
     out.indptr.clear();
     out.indices.clear();
     out.values.clear();
     out.indptr.push(0);
-    let (offsets, indices, values) = m.csr_data();
     for &r in rows {
         check_row(m, r);
-        let (lo, hi) = (offsets[r], offsets[r + 1]);
-        match map {
-            None => {
-                out.indices
-                    .extend(indices[lo..hi].iter().map(|&c| c as i64));
-                out.values.extend_from_slice(&values[lo..hi]);
+        let row = m.row(r);
+        match (row, map) {
+            (Row::Sparse { indices, values }, None) => {
+                out.indices.extend(indices.iter().map(|&c| c as i64));
+                out.values.extend_from_slice(values);
             }
-            Some(map) => {
+            (row, None) => for_each_entry(row, |c, v| {
+                out.indices.push(c as i64);
+                out.values.push(v);
+            }),
+            (row, Some(map)) => {
                 let start = out.indices.len();
-                for (&c, &v) in indices[lo..hi].iter().zip(&values[lo..hi]) {
+                for_each_entry(row, |c, v| {
                     let k = map[c];
                     if k != DROPPED {
                         out.indices.push(i64::from(k));
                         out.values.push(v);
                     }
-                }
+                });
                 if !monotone {
                     out.scratch.clear();
                     out.scratch.extend(

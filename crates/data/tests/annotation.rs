@@ -93,21 +93,23 @@ fn coverage_matches_the_fixture_and_is_at_least_95_percent() {
     assert!(rows >= 9);
 }
 
+/// A gene's chromosome, start, end and strand.
+fn place(g: &GeneRecord) -> (&str, u64, u64, Strand) {
+    (
+        g.locus.chrom.as_str(),
+        g.locus.start,
+        g.locus.end,
+        g.locus.strand,
+    )
+}
+
 #[test]
 fn known_genes_sit_where_gencode_puts_them() {
     let gene = |b: GenomeBuild, name: &str| table(b).lookup(name).unwrap().clone();
     // GAPDH GRCh38: GTF chr12:6534512-6538374 (+)
     let g = gene(GenomeBuild::Grch38, "GAPDH");
     assert_eq!(g.gene_id, "ENSG00000111640");
-    assert_eq!(
-        (
-            g.locus.chrom.as_str(),
-            g.locus.start,
-            g.locus.end,
-            g.locus.strand
-        ),
-        ("chr12", 6_534_511, 6_538_374, Strand::Plus)
-    );
+    assert_eq!(place(&g), ("chr12", 6_534_511, 6_538_374, Strand::Plus));
     assert_eq!(g.biotype, "protein_coding");
     // TP53 GRCh38: chr17:7661779-7687546 (-), TSS at the end
     let g = gene(GenomeBuild::Grch38, "tp53");
@@ -120,27 +122,11 @@ fn known_genes_sit_where_gencode_puts_them() {
     // Gapdh mm10 (GENCODE M11 via RGT): chr6:125161715-125166467 (-)
     let g = gene(GenomeBuild::Mm10, "Gapdh");
     assert_eq!(g.gene_id, "ENSMUSG00000057666");
-    assert_eq!(
-        (
-            g.locus.chrom.as_str(),
-            g.locus.start,
-            g.locus.end,
-            g.locus.strand
-        ),
-        ("chr6", 125_161_714, 125_166_467, Strand::Minus)
-    );
+    assert_eq!(place(&g), ("chr6", 125_161_714, 125_166_467, Strand::Minus));
     // Gapdh GRCm39 (GENCODE M37): chr6:125138678-125143430 (-)
     let g = gene(GenomeBuild::Grcm39, "GAPDH");
     assert_eq!(g.gene_id, "ENSMUSG00000057666");
-    assert_eq!(
-        (
-            g.locus.chrom.as_str(),
-            g.locus.start,
-            g.locus.end,
-            g.locus.strand
-        ),
-        ("chr6", 125_138_677, 125_143_430, Strand::Minus)
-    );
+    assert_eq!(place(&g), ("chr6", 125_138_677, 125_143_430, Strand::Minus));
     // Xkr4, the first gene of mouse chr1: mm10 3205901-3671498, GRCm39 3276124-3741721
     let (a, b) = (
         gene(GenomeBuild::Mm10, "Xkr4"),

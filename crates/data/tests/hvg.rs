@@ -9,12 +9,14 @@
 //! `REL_TOL`) may be ranked in a different order inside the tie: numpy's argsort is not
 //! stable, ours keeps gene order. Every such difference is asserted to be inside a tie.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use common::{csr, plain_data};
 use crossomics_data::hvg::{self, HvgConfig, HvgFlavor, HvgResult, LoessSurface};
-use crossomics_data::{Csr, DataError, plain};
-use nalgebra_sparse::CooMatrix;
+use crossomics_data::{Csr, DataError};
 use proptest::prelude::*;
 use serde::Deserialize;
 
@@ -63,18 +65,6 @@ fn fixture(name: &str) -> Fixture {
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/hvg_fixtures.py)", path.display()));
     serde_json::from_str(&text).unwrap()
-}
-
-fn shared(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data")
-        .join(name);
-    assert!(
-        dir.is_dir(),
-        "{} is missing: the repository's data/ folder (see data/README.md)",
-        dir.display()
-    );
-    dir
 }
 
 /// Largest relative difference, with `floor` guarding values near zero.
@@ -174,7 +164,7 @@ fn assert_selection_up_to_ties(what: &str, ours: &HvgResult, theirs: &[bool]) ->
 
 fn check_dataset(name: &str) {
     let fx = fixture(name);
-    let d = plain::read_dir(&shared(&fx.dataset), &crossomics_limits::Limits::default()).unwrap();
+    let d = plain_data(&fx.dataset);
     assert_eq!((d.n_cells(), d.rna.ncols()), (fx.n_cells, fx.n_genes));
     let codes: Option<Vec<u32>> = fx.batch_key.as_ref().map(|key| {
         let (codes, names) = d.cells.codes(key).unwrap();
@@ -342,14 +332,6 @@ fn loess_reproduces_a_quadratic() {
             assert!(err < 1e-10, "span {span} {surface:?}: {err:e}");
         }
     }
-}
-
-fn csr(n_cells: usize, n_genes: usize, entries: &[(usize, usize, f32)]) -> Csr {
-    let mut coo = CooMatrix::new(n_cells, n_genes);
-    for &(r, c, v) in entries {
-        coo.push(r, c, v);
-    }
-    Csr::from(&coo)
 }
 
 /// A dense-ish matrix of small counts where every gene varies.

@@ -1,29 +1,13 @@
 //! Every plain-layout folder of the repository's real data (`data/`) reads with the shapes
 //! and labels `data/README.md` documents; nothing outside the clone is needed.
 
-use std::path::PathBuf;
+mod common;
 
-use crossomics_data::plain;
-
-fn shared(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data")
-        .join(name);
-    assert!(
-        dir.is_dir(),
-        "{} is missing: the repository's data/ folder (see data/README.md)",
-        dir.display()
-    );
-    dir
-}
+use common::plain_data;
 
 #[test]
 fn bmmc_multiome_starter_matches_the_bundled_copy() {
-    let d = plain::read_dir(
-        &shared("bmmc_multiome_starter"),
-        &crossomics_limits::Limits::default(),
-    )
-    .unwrap();
+    let d = plain_data("bmmc_multiome_starter");
     let bundled = crossomics_data::sample::bmmc_multiome_starter().unwrap();
     assert_eq!(d.rna, bundled.rna);
     assert_eq!(d.atac, bundled.atac);
@@ -34,11 +18,7 @@ fn bmmc_multiome_starter_matches_the_bundled_copy() {
 
 #[test]
 fn scicar_a549_reads_with_its_contigs() {
-    let d = plain::read_dir(
-        &shared("scicar_a549"),
-        &crossomics_limits::Limits::default(),
-    )
-    .unwrap();
+    let d = plain_data("scicar_a549");
     assert_eq!(
         (d.n_cells(), d.rna.ncols(), d.atac.ncols()),
         (2641, 1185, 52761)
@@ -66,11 +46,7 @@ fn scicar_a549_reads_with_its_contigs() {
 
 #[test]
 fn pbmc_multiome_100_reads_underscore_peaks() {
-    let d = plain::read_dir(
-        &shared("pbmc_multiome_100"),
-        &crossomics_limits::Limits::default(),
-    )
-    .unwrap();
+    let d = plain_data("pbmc_multiome_100");
     assert_eq!(
         (d.n_cells(), d.rna.ncols(), d.atac.ncols()),
         (100, 200, 200)
@@ -82,11 +58,7 @@ fn pbmc_multiome_100_reads_underscore_peaks() {
 
 #[test]
 fn snare_mouse_cortex_has_ten_thousand_labelled_cells_on_mm10() {
-    let d = plain::read_dir(
-        &shared("snare_mouse_cortex"),
-        &crossomics_limits::Limits::default(),
-    )
-    .unwrap();
+    let d = plain_data("snare_mouse_cortex");
     assert_eq!(
         (d.n_cells(), d.rna.ncols(), d.atac.ncols()),
         (10_309, 1_677, 25_734)

@@ -3,8 +3,11 @@
 //! refusal, projection into the model's features, and CrossMP's regulatory potential and
 //! gene activity against hand-computed and brute-force values.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::{csr, dense, s};
 use crossomics_data::annotation::{
     self, GeneLocus, Strand, gene_activity, parse_annotation, read_annotation, regulatory_potential,
 };
@@ -14,31 +17,11 @@ use crossomics_data::transfer::{
     match_genes, match_peaks, overlaps, parse_peaks, require_coverage, to_model_features,
 };
 use crossomics_data::{CellTable, DataError, Peak};
-use nalgebra_sparse::{CooMatrix, CsrMatrix};
+use nalgebra_sparse::CsrMatrix;
 use proptest::prelude::*;
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
-}
 
 fn p(text: &str) -> Peak {
     Peak::parse(text).unwrap()
-}
-
-fn csr(rows: usize, cols: usize, entries: &[(usize, usize, f32)]) -> CsrMatrix<f32> {
-    let mut coo = CooMatrix::new(rows, cols);
-    for &(r, c, v) in entries {
-        coo.push(r, c, v);
-    }
-    CsrMatrix::from(&coo)
-}
-
-fn dense(m: &CsrMatrix<f32>) -> Vec<Vec<f32>> {
-    let mut d = vec![vec![0.0; m.ncols()]; m.nrows()];
-    for (r, c, v) in m.triplet_iter() {
-        d[r][c] = *v;
-    }
-    d
 }
 
 fn cells(n: usize) -> CellTable {
@@ -237,6 +220,14 @@ fn two_input_peaks_overlapping_one_model_peak_are_combined() {
         p("chr1-5400-5600"),
         p("chr3-1-10"),
     ];
+    let project = |data: &SingleModality<Peak>, aggregation| {
+        to_model_features(
+            Upload::Atac(data),
+            ModelFeatures::Peaks(&model),
+            aggregation,
+        )
+        .unwrap()
+    };
     let binary = csr(
         3,
         4,
@@ -249,12 +240,7 @@ fn two_input_peaks_overlapping_one_model_peak_are_combined() {
         ],
     );
     let data = upload("atac.h5ad", binary, features.clone());
-    let out = to_model_features(
-        Upload::Atac(&data),
-        ModelFeatures::Peaks(&model),
-        PeakAggregation::Auto,
-    )
-    .unwrap();
+    let out = project(&data, PeakAggregation::Auto);
     // binary input: the maximum, so it stays binary
     assert_eq!(out.aggregation, Some(PeakAggregation::Max));
     assert_eq!(
@@ -271,24 +257,14 @@ fn two_input_peaks_overlapping_one_model_peak_are_combined() {
     // counts: summed
     let counts = csr(2, 4, &[(0, 0, 2.0), (0, 1, 3.0), (1, 0, 4.0), (1, 2, 7.0)]);
     let data = upload("atac.h5ad", counts, features);
-    let out = to_model_features(
-        Upload::Atac(&data),
-        ModelFeatures::Peaks(&model),
-        PeakAggregation::Auto,
-    )
-    .unwrap();
+    let out = project(&data, PeakAggregation::Auto);
     assert_eq!(out.aggregation, Some(PeakAggregation::Sum));
     assert_eq!(
         dense(&out.matrix),
         vec![vec![5.0, 0.0, 0.0], vec![4.0, 7.0, 0.0]]
     );
     // the maximum of counts when asked for
-    let out = to_model_features(
-        Upload::Atac(&data),
-        ModelFeatures::Peaks(&model),
-        PeakAggregation::Max,
-    )
-    .unwrap();
+    let out = project(&data, PeakAggregation::Max);
     assert_eq!(
         dense(&out.matrix),
         vec![vec![3.0, 0.0, 0.0], vec![4.0, 7.0, 0.0]]
@@ -299,49 +275,36 @@ fn err_text(e: DataError) -> String {
     e.to_string()
 }
 
+/// The error `to_model_features` gives `upload` against `model`, as text.
+fn refusal(upload: Upload<'_>, model: ModelFeatures<'_>) -> String {
+    err_text(to_model_features(upload, model, PeakAggregation::Auto).unwrap_err())
+}
+
 #[test]
 fn bad_uploads_are_errors_that_name_the_file() {
     let model_peaks = vec![p("chr1-1000-2000")];
     let model_genes = s(&["CD4"]);
     let atac = |m: CsrMatrix<f32>, f: Vec<Peak>| upload("up/atac.h5ad", m, f);
+    let peaks_refusal = |m: CsrMatrix<f32>, f: Vec<Peak>| {
+        refusal(
+            Upload::Atac(&atac(m, f)),
+            ModelFeatures::Peaks(&model_peaks),
+        )
+    };
 
     // empty matrix
-    let data = atac(csr(0, 1, &[]), vec![p("chr1-1000-1100")]);
-    let e = err_text(
-        to_model_features(
-            Upload::Atac(&data),
-            ModelFeatures::Peaks(&model_peaks),
-            PeakAggregation::Auto,
-        )
-        .unwrap_err(),
-    );
+    let e = peaks_refusal(csr(0, 1, &[]), vec![p("chr1-1000-1100")]);
     assert!(e.contains("up/atac.h5ad") && e.contains("0 cells"), "{e}");
 
     // NaN
-    let data = atac(csr(2, 1, &[(1, 0, f32::NAN)]), vec![p("chr1-1000-1100")]);
-    let e = err_text(
-        to_model_features(
-            Upload::Atac(&data),
-            ModelFeatures::Peaks(&model_peaks),
-            PeakAggregation::Auto,
-        )
-        .unwrap_err(),
-    );
+    let e = peaks_refusal(csr(2, 1, &[(1, 0, f32::NAN)]), vec![p("chr1-1000-1100")]);
     assert!(
         e.contains("up/atac.h5ad") && e.contains("NaN") && e.contains("row 1"),
         "{e}"
     );
 
     // feature table of the wrong length
-    let data = atac(csr(1, 2, &[]), vec![p("chr1-1000-1100")]);
-    let e = err_text(
-        to_model_features(
-            Upload::Atac(&data),
-            ModelFeatures::Peaks(&model_peaks),
-            PeakAggregation::Auto,
-        )
-        .unwrap_err(),
-    );
+    let e = peaks_refusal(csr(1, 2, &[]), vec![p("chr1-1000-1100")]);
     assert!(
         e.contains("up/atac.h5ad") && e.contains("peaks table"),
         "{e}"
@@ -353,15 +316,7 @@ fn bad_uploads_are_errors_that_name_the_file() {
         start: 10,
         end: 10,
     };
-    let data = atac(csr(1, 1, &[(0, 0, 1.0)]), vec![bad]);
-    let e = err_text(
-        to_model_features(
-            Upload::Atac(&data),
-            ModelFeatures::Peaks(&model_peaks),
-            PeakAggregation::Auto,
-        )
-        .unwrap_err(),
-    );
+    let e = peaks_refusal(csr(1, 1, &[(0, 0, 1.0)]), vec![bad]);
     assert!(
         e.contains("up/atac.h5ad: peak 1") && e.contains("not after"),
         "{e}"
@@ -369,14 +324,7 @@ fn bad_uploads_are_errors_that_name_the_file() {
 
     // nothing overlaps
     let data = atac(csr(1, 1, &[(0, 0, 1.0)]), vec![p("chr5-1000-1100")]);
-    let e = err_text(
-        to_model_features(
-            Upload::Atac(&data),
-            ModelFeatures::Peaks(&model_peaks),
-            PeakAggregation::Auto,
-        )
-        .unwrap_err(),
-    );
+    let e = refusal(Upload::Atac(&data), ModelFeatures::Peaks(&model_peaks));
     assert!(
         e.contains("up/atac.h5ad")
             && e.contains("none of the model's peaks")
@@ -385,14 +333,7 @@ fn bad_uploads_are_errors_that_name_the_file() {
     );
 
     // the wrong modality
-    let e = err_text(
-        to_model_features(
-            Upload::Atac(&data),
-            ModelFeatures::Genes(&model_genes),
-            PeakAggregation::Auto,
-        )
-        .unwrap_err(),
-    );
+    let e = refusal(Upload::Atac(&data), ModelFeatures::Genes(&model_genes));
     assert!(e.contains("ATAC") && e.contains("RNA genes"), "{e}");
 
     // no gene matched, with a hint about ids
@@ -401,34 +342,19 @@ fn bad_uploads_are_errors_that_name_the_file() {
         csr(1, 1, &[(0, 0, 1.0)]),
         s(&["ENSG00000010610"]),
     );
-    let e = err_text(
-        to_model_features(
-            Upload::Rna {
-                data: &rna,
-                ids: None,
-            },
+    let rna_refusal = |ids: Option<&[String]>| {
+        refusal(
+            Upload::Rna { data: &rna, ids },
             ModelFeatures::Genes(&model_genes),
-            PeakAggregation::Auto,
         )
-        .unwrap_err(),
-    );
+    };
+    let e = rna_refusal(None);
     assert!(
         e.contains("up/rna.h5ad") && e.contains("gene_ids") && e.contains("ENSG00000010610"),
         "{e}"
     );
     // ids of the wrong length
-    let ids = s(&["a", "b"]);
-    let e = err_text(
-        to_model_features(
-            Upload::Rna {
-                data: &rna,
-                ids: Some(&ids),
-            },
-            ModelFeatures::Genes(&model_genes),
-            PeakAggregation::Auto,
-        )
-        .unwrap_err(),
-    );
+    let e = rna_refusal(Some(&s(&["a", "b"])[..]));
     assert!(e.contains("up/rna.h5ad") && e.contains("gene ids"), "{e}");
 
     // unparseable peak names

@@ -132,7 +132,7 @@ pub fn list() -> String {
     for e in registry() {
         let size = e
             .total_size()
-            .map_or_else(|| "unknown".to_string(), human_bytes);
+            .map_or_else(|| "unknown".to_string(), crossomics_limits::human_bytes);
         let pinned = format!("{}/{}", e.pinned_count(), e.files.len());
         out.push_str(&format!(
             "{:<width$}  {:>5}  {:>10}  {:<8}  {}\n",
@@ -161,9 +161,10 @@ pub fn describe(entry: &DatasetEntry) -> String {
     }
     out.push_str("files:\n");
     for f in entry.files.iter() {
-        let size = f
-            .size
-            .map_or_else(|| "size unknown".to_string(), human_bytes);
+        let size = f.size.map_or_else(
+            || "size unknown".to_string(),
+            crossomics_limits::human_bytes,
+        );
         let checksum = f
             .checksum
             .as_ref()
@@ -174,21 +175,6 @@ pub fn describe(entry: &DatasetEntry) -> String {
         ));
     }
     out
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 #[cfg(test)]
@@ -277,6 +263,6 @@ mod tests {
                 assert!(info.contains(&*f.url));
             }
         }
-        assert!(text.contains("162.3 MB"), "{text}");
+        assert!(text.contains("154.8 MiB"), "{text}");
     }
 }

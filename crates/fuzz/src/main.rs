@@ -151,16 +151,21 @@ fn sandbox(a: &Args) {
     }
 }
 
+/// The sandbox set up, a runner of the first target; else the exit code (the error
+/// printed).
+fn sandboxed_runner(a: &Args) -> Result<Runner, i32> {
+    sandbox(a);
+    Runner::new(options(a, a.targets[0])).map_err(|e| {
+        eprintln!("crossomics-fuzz: {e}");
+        2
+    })
+}
+
 /// `--child`: runs a range, one line per case on stdout.
 fn child(a: &Args) -> i32 {
-    sandbox(a);
-    let target = a.targets[0];
-    let mut runner = match Runner::new(options(a, target)) {
+    let mut runner = match sandboxed_runner(a) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("crossomics-fuzz: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -180,14 +185,9 @@ fn child(a: &Args) -> i32 {
 
 /// `--case K`: one case in this process, its input saved first.
 fn one_case(a: &Args, index: u64) -> i32 {
-    sandbox(a);
-    let target = a.targets[0];
-    let mut runner = match Runner::new(options(a, target)) {
+    let mut runner = match sandboxed_runner(a) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("crossomics-fuzz: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let input = runner.input(index);
     eprintln!("{}", input.describe());

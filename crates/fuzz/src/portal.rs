@@ -161,31 +161,49 @@ fn read_classified(
     }
 }
 
+/// Writes the case's files under `parts/` (sniffing each first when `sniff`), classifies
+/// them as an upload into `job/`, checks what that wrote, and reads what it found: the
+/// outcome, or `Err` with a failure (of the harness, or of what was written).
+#[cfg(feature = "portal")]
+fn classify_case(
+    input: &Input,
+    scratch: &Scratch,
+    limits: &Limits,
+    sniff: bool,
+) -> Result<Outcome, Outcome> {
+    let parts = write_files(&scratch.case.join("parts"), input)
+        .map_err(|e| Outcome::Failed(format!("harness: {e}")))?;
+    if sniff {
+        for p in &parts {
+            let _ = upload::sniff(p);
+        }
+    }
+    let job = scratch.case.join("job");
+    let _ = std::fs::create_dir_all(&job);
+    let mut budget = Budget::new(limits);
+    let classified = upload::classify(&parts, &input.names, &job, &mut budget);
+    if let Some(bad) = only(&job, &["input"]).or_else(|| check_unpacked(&job)) {
+        return Err(Outcome::Failed(bad));
+    }
+    Ok(match &classified {
+        Ok(found) => read_classified(found, limits, scratch),
+        Err(e) => Outcome::Refused(upload_kind(e)),
+    })
+}
+
 /// Runs the archive or sniff target.
 #[cfg(feature = "portal")]
 pub fn execute(target: Target, input: &Input, scratch: &Scratch, limits: &Limits) -> Outcome {
     let outcome = match target {
         Target::Archive => {
-            let parts_dir = scratch.case.join("parts");
-            let parts = match write_files(&parts_dir, input) {
-                Ok(p) => p,
-                Err(e) => return Outcome::Failed(format!("harness: {e}")),
-            };
-            let job = scratch.case.join("job");
-            let _ = std::fs::create_dir_all(&job);
-            let mut budget = Budget::new(limits);
-            let classified = upload::classify(&parts, &input.names, &job, &mut budget);
-            if let Some(bad) = only(&job, &["input"]).or_else(|| check_unpacked(&job)) {
-                return Outcome::Failed(bad);
-            }
-            let mut outcome = match &classified {
-                Ok(found) => read_classified(found, limits, scratch),
-                Err(e) => Outcome::Refused(upload_kind(e)),
+            let mut outcome = match classify_case(input, scratch, limits, false) {
+                Ok(outcome) => outcome,
+                Err(failed) => return failed,
             };
             if let Some(format) = input.direct {
                 let direct = scratch.case.join("direct");
                 let _ = std::fs::create_dir_all(&direct);
-                let upload = parts_dir.join("upload");
+                let upload = scratch.case.join("parts").join("upload");
                 if upload.exists() {
                     let mut budget = Budget::new(limits);
                     let r = archive::unpack(
@@ -207,27 +225,9 @@ pub fn execute(target: Target, input: &Input, scratch: &Scratch, limits: &Limits
             }
             outcome
         }
-        Target::Sniff => {
-            let parts_dir = scratch.case.join("parts");
-            let parts = match write_files(&parts_dir, input) {
-                Ok(p) => p,
-                Err(e) => return Outcome::Failed(format!("harness: {e}")),
-            };
-            for p in &parts {
-                let _ = upload::sniff(p);
-            }
-            let job = scratch.case.join("job");
-            let _ = std::fs::create_dir_all(&job);
-            let mut budget = Budget::new(limits);
-            let classified = upload::classify(&parts, &input.names, &job, &mut budget);
-            if let Some(bad) = only(&job, &["input"]).or_else(|| check_unpacked(&job)) {
-                return Outcome::Failed(bad);
-            }
-            match &classified {
-                Ok(found) => read_classified(found, limits, scratch),
-                Err(e) => Outcome::Refused(upload_kind(e)),
-            }
-        }
+        Target::Sniff => match classify_case(input, scratch, limits, true) {
+            Ok(outcome) | Err(outcome) => outcome,
+        },
         _ => unreachable!("only the portal's targets"),
     };
     if let Some(bad) =

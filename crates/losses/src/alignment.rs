@@ -1,4 +1,4 @@
-//! Alignment of two modalities' latent spaces for paired cells (SPEC.md §3): contrastive
+//! Alignment of two modalities' latent spaces for paired cells (`docs/models.md`, "Alignment strategies"): contrastive
 //! (CLIP / InfoNCE) and hard (MSE between the latent means). Row `i` of both inputs is
 //! the same cell.
 

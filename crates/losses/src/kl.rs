@@ -26,7 +26,7 @@ pub fn pairwise(mu: &Tensor, logvar: &Tensor) -> Tensor {
     (a - cross * 2.0 + col.unsqueeze(0) - row - d) * 0.5
 }
 
-/// The invariance term of SAILER/SAILERX: `mean_{i,j} KL(q_i || q_j) - d / 2` (SPEC.md §1).
+/// The invariance term of SAILER/SAILERX: `mean_{i,j} KL(q_i || q_j) - d / 2` (`docs/models.md`, "SAILERX").
 /// Minimising the mean pairwise KL bounds the mutual information between z and the
 /// confounders the decoder is conditioned on (Moyer et al. 2018).
 pub fn invariance(mu: &Tensor, logvar: &Tensor) -> Tensor {

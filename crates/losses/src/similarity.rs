@@ -73,7 +73,7 @@ pub fn structural_kl(p: &Tensor, z: &Tensor, tau: f64, weights: Option<&Tensor>)
     }
 }
 
-/// `sum_{i,j} w_i w_j (cos(p_i, p_j) - cos(z_i, z_j))^2` (SPEC.md §1), with `w` the
+/// `sum_{i,j} w_i w_j (cos(p_i, p_j) - cos(z_i, z_j))^2` (`docs/models.md`, "SAILERX"), with `w` the
 /// per-cell weights (all ones when `None`).
 pub fn structural(p: &Tensor, z: &Tensor, weights: Option<&Tensor>) -> Tensor {
     let diff = (cosine_matrix(p) - cosine_matrix(z)).square();

@@ -3,22 +3,14 @@
 use ndarray::{Array2, ArrayView2};
 
 use crate::MetricError;
-use crate::util::{check_len, row, sq_dist, to_f64};
+use crate::util::{check_len, row, sq_dist, to_f64_pair};
 
 fn validate_pair(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
 ) -> Result<(Array2<f64>, Array2<f64>), MetricError> {
     check_len("b rows", a.nrows(), b.nrows())?;
-    let a = to_f64("a", a)?;
-    let b = to_f64("b", b)?;
-    if a.ncols() != b.ncols() {
-        return Err(MetricError::DimensionMismatch {
-            what: "b",
-            expected: a.ncols(),
-            got: b.ncols(),
-        });
-    }
+    let (a, b) = to_f64_pair(("a", a), ("b", b))?;
     if a.nrows() < 2 {
         return Err(MetricError::degenerate(
             "alignment metrics need at least 2 cells",
@@ -62,7 +54,7 @@ pub fn foscttm_per_cell(
     ))
 }
 
-/// Fraction Of Samples Closer Than the True Match (Liu et al. 2019, SPEC.md section 4).
+/// Fraction Of Samples Closer Than the True Match (Liu et al. 2019, `docs/models.md`).
 ///
 /// For cell i, `f_A(i) = #{j : ||a_i - b_j|| < ||a_i - b_i||} / (n - 1)` (strictly closer,
 /// Euclidean) and symmetrically `f_B(i) = #{j : ||b_i - a_j|| < ||b_i - a_i||} / (n - 1)`;

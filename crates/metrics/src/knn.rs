@@ -8,7 +8,7 @@
 use ndarray::{Array2, ArrayView2};
 
 use crate::MetricError;
-use crate::util::{check_len, row, sq_dist, to_f64};
+use crate::util::{check_len, row, sq_dist, to_f64, to_f64_pair};
 
 /// k nearest neighbours of each query, row-major `n_queries x k`, nearest first.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,15 +67,7 @@ pub fn exact_knn(
     queries: ArrayView2<f32>,
     k: usize,
 ) -> Result<Neighbors, MetricError> {
-    let data = to_f64("data", data)?;
-    let queries = to_f64("queries", queries)?;
-    if queries.ncols() != data.ncols() {
-        return Err(MetricError::DimensionMismatch {
-            what: "queries",
-            expected: data.ncols(),
-            got: queries.ncols(),
-        });
-    }
+    let (data, queries) = to_f64_pair(("data", data), ("queries", queries))?;
     check_k(k, data.nrows())?;
     Ok(knn_f64(&data, &queries, k, false))
 }

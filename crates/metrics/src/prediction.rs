@@ -56,6 +56,52 @@ fn validate(truth: ArrayView2<f32>, pred: ArrayView2<f32>) -> Result<(), MetricE
     check_finite("pred", pred)
 }
 
+/// The running mean of per-vector scores; vectors where the score is undefined (`None`)
+/// are counted apart.
+#[derive(Debug, Default)]
+struct Tally {
+    sum: f64,
+    n_scored: usize,
+    n_skipped: usize,
+}
+
+impl Tally {
+    fn add(&mut self, s: Option<f64>) {
+        match s {
+            Some(v) => {
+                self.sum += v;
+                self.n_scored += 1;
+            }
+            None => self.n_skipped += 1,
+        }
+    }
+
+    /// The mean, or an error (naming the score `name`) when no vector was scored.
+    fn finish(self, name: &str, along: Along) -> Result<Score, MetricError> {
+        if self.n_scored == 0 {
+            return Err(MetricError::degenerate(format!(
+                "{name} {along:?}: undefined on every vector ({} skipped)",
+                self.n_skipped
+            )));
+        }
+        Ok(Score {
+            value: self.sum / self.n_scored as f64,
+            n_scored: self.n_scored,
+            n_skipped: self.n_skipped,
+        })
+    }
+}
+
+/// The axis whose lanes are the vectors scored one by one: rows per cell, columns per
+/// feature.
+fn lane_axis(along: Along) -> Axis {
+    if along == Along::PerCell {
+        Axis(0)
+    } else {
+        Axis(1)
+    }
+}
+
 /// Applies `f` (None = undefined) along `along` and averages.
 fn aggregate(
     truth: ArrayView2<f32>,
@@ -66,41 +112,21 @@ fn aggregate(
 ) -> Result<Score, MetricError> {
     validate(truth, pred)?;
     let to_vec = |v: ArrayView1<f32>| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
-    let (mut sum, mut n_scored, mut n_skipped) = (0.0, 0usize, 0usize);
-    let mut add = |s: Option<f64>| match s {
-        Some(v) => {
-            sum += v;
-            n_scored += 1;
-        }
-        None => n_skipped += 1,
-    };
+    let mut tally = Tally::default();
     match along {
         Along::Flattened => {
             let t: Vec<f64> = truth.iter().map(|&x| f64::from(x)).collect();
             let p: Vec<f64> = pred.iter().map(|&x| f64::from(x)).collect();
-            add(f(&t, &p));
+            tally.add(f(&t, &p));
         }
         Along::PerCell | Along::PerFeature => {
-            let ax = if along == Along::PerCell {
-                Axis(0)
-            } else {
-                Axis(1)
-            };
+            let ax = lane_axis(along);
             for (t, p) in truth.axis_iter(ax).zip(pred.axis_iter(ax)) {
-                add(f(&to_vec(t), &to_vec(p)));
+                tally.add(f(&to_vec(t), &to_vec(p)));
             }
         }
     }
-    if n_scored == 0 {
-        return Err(MetricError::degenerate(format!(
-            "{name} {along:?}: undefined on every vector ({n_skipped} skipped)"
-        )));
-    }
-    Ok(Score {
-        value: sum / n_scored as f64,
-        n_scored,
-        n_skipped,
-    })
+    tally.finish(name, along)
 }
 
 fn is_constant(x: &[f64]) -> bool {
@@ -252,42 +278,22 @@ pub fn auroc(
     validate(truth, pred)?;
     let mut keys: Vec<u64> = Vec::new();
     let mut scratch: Vec<u64> = Vec::new();
-    let (mut sum, mut n_scored, mut n_skipped) = (0.0, 0usize, 0usize);
-    let mut add = |s: Option<f64>| match s {
-        Some(v) => {
-            sum += v;
-            n_scored += 1;
-        }
-        None => n_skipped += 1,
-    };
+    let mut tally = Tally::default();
     let mut one = |t: &mut dyn Iterator<Item = &f32>, p: &mut dyn Iterator<Item = &f32>| {
         keys.clear();
         keys.extend(t.zip(p).map(|(&t, &p)| auroc_key(t, p)));
         auroc_from_keys(&mut keys, &mut scratch)
     };
     match along {
-        Along::Flattened => add(one(&mut truth.iter(), &mut pred.iter())),
+        Along::Flattened => tally.add(one(&mut truth.iter(), &mut pred.iter())),
         Along::PerCell | Along::PerFeature => {
-            let ax = if along == Along::PerCell {
-                Axis(0)
-            } else {
-                Axis(1)
-            };
+            let ax = lane_axis(along);
             for (t, p) in truth.axis_iter(ax).zip(pred.axis_iter(ax)) {
-                add(one(&mut t.iter(), &mut p.iter()));
+                tally.add(one(&mut t.iter(), &mut p.iter()));
             }
         }
     }
-    if n_scored == 0 {
-        return Err(MetricError::degenerate(format!(
-            "auroc {along:?}: undefined on every vector ({n_skipped} skipped)"
-        )));
-    }
-    Ok(Score {
-        value: sum / n_scored as f64,
-        n_scored,
-        n_skipped,
-    })
+    tally.finish("auroc", along)
 }
 
 /// `(order-preserving u32 image of the score) << 1 | (truth > 0)`; -0 and +0 map alike.
@@ -373,7 +379,7 @@ pub fn auprc(
     aggregate(truth, pred, along, "auprc", average_precision_slices)
 }
 
-/// Every RNA prediction score of SPEC.md section 4 (inputs: log1p size-factor-normalised values).
+/// Every RNA prediction score of `docs/models.md` (inputs: log1p size-factor-normalised values).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RnaReport {
     /// Pearson flattened, per cell, per gene.
@@ -401,7 +407,7 @@ pub fn rna_report(truth: ArrayView2<f32>, pred: ArrayView2<f32>) -> Result<RnaRe
     })
 }
 
-/// Every ATAC prediction score of SPEC.md section 4.
+/// Every ATAC prediction score of `docs/models.md`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AtacReport {
     /// AUROC flattened, per cell, per peak.

@@ -1,6 +1,8 @@
 //! Silhouette widths: raw (sklearn), cell-type ASW and batch ASW (scib).
 
-use ndarray::{Array2, ArrayView2, s};
+use std::ops::Range;
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 
 use crate::MetricError;
 use crate::util::{
@@ -65,17 +67,7 @@ fn silhouette_tiled(
         for ib in (0..n).step_by(TILE) {
             for jb in (ib..n).step_by(TILE) {
                 let (wi, wj) = (width(ib), width(jb));
-                let mut tile = buf.slice_mut(s![..wi, ..wj]);
-                sq_dist_tile(
-                    x,
-                    &norms,
-                    ib..ib + wi,
-                    x,
-                    &norms,
-                    jb..jb + wj,
-                    near_zero,
-                    tile.view_mut(),
-                );
+                let tile = self_dist_tile(x, &norms, near_zero, &mut buf, ib..ib + wi, jb..jb + wj);
                 for ii in 0..wi {
                     let i = ib + ii;
                     let ci = codes[i];
@@ -109,17 +101,7 @@ fn silhouette_tiled(
             sums.iter_mut().for_each(|v| *v = 0.0);
             for jb in (0..n).step_by(TILE) {
                 let wj = width(jb);
-                let mut tile = buf.slice_mut(s![..wi, ..wj]);
-                sq_dist_tile(
-                    x,
-                    &norms,
-                    ib..ib + wi,
-                    x,
-                    &norms,
-                    jb..jb + wj,
-                    near_zero,
-                    tile.view_mut(),
-                );
+                let tile = self_dist_tile(x, &norms, near_zero, &mut buf, ib..ib + wi, jb..jb + wj);
                 for ii in 0..wi {
                     let i = ib + ii;
                     let srow = &mut sums[ii * n_labels..(ii + 1) * n_labels];
@@ -136,6 +118,21 @@ fn silhouette_tiled(
         }
         out
     }
+}
+
+/// The squared distances between rows `rows` and rows `cols` of `x`, written into the
+/// top left corner of `buf` (see `util::sq_dist_tile`).
+fn self_dist_tile<'b>(
+    x: &Array2<f64>,
+    norms: &[f64],
+    near_zero: f64,
+    buf: &'b mut Array2<f64>,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) -> ArrayViewMut2<'b, f64> {
+    let mut tile = buf.slice_mut(s![..rows.len(), ..cols.len()]);
+    sq_dist_tile(x, norms, rows, x, norms, cols, near_zero, tile.view_mut());
+    tile
 }
 
 fn prepare(

@@ -42,6 +42,24 @@ pub(crate) fn to_f64(what: &'static str, x: ArrayView2<f32>) -> Result<Array2<f6
     Ok(x.mapv(f64::from).as_standard_layout().into_owned())
 }
 
+/// Validated f64 copies ([`to_f64`]) of two matrices sharing a column space, each named
+/// in errors; `b` must have as many columns as `a`.
+pub(crate) fn to_f64_pair(
+    (a_name, a): (&'static str, ArrayView2<f32>),
+    (b_name, b): (&'static str, ArrayView2<f32>),
+) -> Result<(Array2<f64>, Array2<f64>), MetricError> {
+    let a = to_f64(a_name, a)?;
+    let b = to_f64(b_name, b)?;
+    if a.ncols() != b.ncols() {
+        return Err(MetricError::DimensionMismatch {
+            what: b_name,
+            expected: a.ncols(),
+            got: b.ncols(),
+        });
+    }
+    Ok((a, b))
+}
+
 /// Squared Euclidean distance, accumulated in f64.
 #[inline]
 pub(crate) fn sq_dist(a: &[f64], b: &[f64]) -> f64 {

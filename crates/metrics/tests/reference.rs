@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use crossomics_metrics::MetricError;
 use crossomics_metrics::alignment::{foscttm, foscttm_per_cell, top_k_matching_accuracy};
 use crossomics_metrics::clustering::{
     KMeansParams, ResolutionSearch, WeightedGraph, adjusted_mutual_info, adjusted_rand_index,
@@ -16,7 +17,7 @@ use crossomics_metrics::prediction::{Along, Score, auprc, auroc, mae, pearson, r
 use crossomics_metrics::silhouette::{
     batch_asw, cell_type_asw, silhouette_samples, silhouette_score,
 };
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -323,43 +324,39 @@ fn alignment_matches_scipy_distance_matrix() {
     }
 }
 
+/// A prediction score on `t` and `p` taken three ways against the reference's
+/// `{key}_flat`, `{key}_per_cell` and `{key}_per_{feature}`.
+fn check_prediction_score(
+    score: fn(ArrayView2<f32>, ArrayView2<f32>, Along) -> Result<Score, MetricError>,
+    (t, p): (&Array2<f32>, &Array2<f32>),
+    r: &Value,
+    key: &str,
+    feature: &str,
+) {
+    close(
+        score(t.view(), p.view(), Along::Flattened).unwrap().value,
+        f(&r[format!("{key}_flat")]),
+        &format!("{key} flat"),
+    );
+    close_score(
+        score(t.view(), p.view(), Along::PerCell).unwrap(),
+        &r[format!("{key}_per_cell")],
+        &format!("{key} per cell"),
+    );
+    close_score(
+        score(t.view(), p.view(), Along::PerFeature).unwrap(),
+        &r[format!("{key}_per_{feature}")],
+        &format!("{key} per {feature}"),
+    );
+}
+
 #[test]
 fn rna_prediction_matches_scipy() {
     let r = &reference()["rna_prediction"];
     let t = npy("rna_truth.npy");
     let p = npy("rna_pred.npy");
-    close(
-        pearson(t.view(), p.view(), Along::Flattened).unwrap().value,
-        f(&r["pearson_flat"]),
-        "pearson flat",
-    );
-    close(
-        spearman(t.view(), p.view(), Along::Flattened)
-            .unwrap()
-            .value,
-        f(&r["spearman_flat"]),
-        "spearman flat",
-    );
-    close_score(
-        pearson(t.view(), p.view(), Along::PerCell).unwrap(),
-        &r["pearson_per_cell"],
-        "pearson per cell",
-    );
-    close_score(
-        pearson(t.view(), p.view(), Along::PerFeature).unwrap(),
-        &r["pearson_per_gene"],
-        "pearson per gene",
-    );
-    close_score(
-        spearman(t.view(), p.view(), Along::PerCell).unwrap(),
-        &r["spearman_per_cell"],
-        "spearman per cell",
-    );
-    close_score(
-        spearman(t.view(), p.view(), Along::PerFeature).unwrap(),
-        &r["spearman_per_gene"],
-        "spearman per gene",
-    );
+    check_prediction_score(pearson, (&t, &p), r, "pearson", "gene");
+    check_prediction_score(spearman, (&t, &p), r, "spearman", "gene");
     close(rmse(t.view(), p.view()).unwrap(), f(&r["rmse"]), "RMSE");
     close(mae(t.view(), p.view()).unwrap(), f(&r["mae"]), "MAE");
 }
@@ -369,34 +366,6 @@ fn atac_prediction_matches_sklearn() {
     let r = &reference()["atac_prediction"];
     let t = npy("atac_truth.npy");
     let p = npy("atac_pred.npy");
-    close(
-        auroc(t.view(), p.view(), Along::Flattened).unwrap().value,
-        f(&r["auroc_flat"]),
-        "AUROC flat",
-    );
-    close(
-        auprc(t.view(), p.view(), Along::Flattened).unwrap().value,
-        f(&r["auprc_flat"]),
-        "AUPRC flat",
-    );
-    close_score(
-        auroc(t.view(), p.view(), Along::PerCell).unwrap(),
-        &r["auroc_per_cell"],
-        "AUROC per cell",
-    );
-    close_score(
-        auroc(t.view(), p.view(), Along::PerFeature).unwrap(),
-        &r["auroc_per_peak"],
-        "AUROC per peak",
-    );
-    close_score(
-        auprc(t.view(), p.view(), Along::PerCell).unwrap(),
-        &r["auprc_per_cell"],
-        "AUPRC per cell",
-    );
-    close_score(
-        auprc(t.view(), p.view(), Along::PerFeature).unwrap(),
-        &r["auprc_per_peak"],
-        "AUPRC per peak",
-    );
+    check_prediction_score(auroc, (&t, &p), r, "auroc", "peak");
+    check_prediction_score(auprc, (&t, &p), r, "auprc", "peak");
 }

@@ -36,13 +36,7 @@ where
     F: FnOnce(&Path) -> Result<(), PlotError>,
 {
     register_font();
-    let tmp = path.with_extension("partial.png");
-    let result =
-        draw(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| draw_err(path, e)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crossomics_atomic::write_with(path, draw, |e| draw_err(path, e))
 }
 
 /// One panel per series (`name`, value per epoch; NaN values are skipped), stacked.
@@ -311,7 +305,11 @@ mod tests {
                 "colour of label {code} drawn"
             );
         }
-        assert!(!dir.path().join("umap.partial.png").exists());
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(files, ["umap.png"], "only the figure is left");
     }
 
     #[test]

@@ -632,17 +632,8 @@ mod tests {
     fn expiry_removes_finished_jobs_and_their_folders() {
         let dir = tempfile::tempdir().unwrap();
         let (jobs, _rx) = Jobs::new(dir.path(), Duration::ZERO, 4).unwrap();
-        let (id, job_dir) = jobs.reserve().unwrap();
-        jobs.submit(
-            id.clone(),
-            "m".into(),
-            Input::Hdf5(job_dir.join("input.h5")),
-            None,
-            1,
-            "cpu".into(),
-            0,
-        )
-        .unwrap();
+        let (id, job_dir, submitted) = submit_job(&jobs, 0);
+        submitted.unwrap();
         // queued jobs never expire
         assert_eq!(jobs.expire(), 0);
         jobs.set(&id, |j| {
@@ -658,43 +649,35 @@ mod tests {
     fn a_full_queue_refuses_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
         let (jobs, _rx) = Jobs::new(dir.path(), Duration::from_secs(60), 1).unwrap();
-        let submit = |jobs: &Jobs| {
-            let (id, d) = jobs.reserve().unwrap();
-            (
-                jobs.submit(
-                    id,
-                    "m".into(),
-                    Input::Hdf5(d.join("x")),
-                    None,
-                    1,
-                    "cpu".into(),
-                    0,
-                ),
-                d,
-            )
-        };
-        assert!(submit(&jobs).0.is_ok());
-        let (r, d) = submit(&jobs);
+        assert!(submit_job(&jobs, 0).2.is_ok());
+        let (_, d, r) = submit_job(&jobs, 0);
         assert_eq!(r, Err(SubmitError::Busy(1)));
         assert!(!d.exists());
         assert_eq!(jobs.pending(), 1);
         jobs.close();
-        assert_eq!(submit(&jobs).0, Err(SubmitError::Stopped));
+        assert_eq!(submit_job(&jobs, 0).2, Err(SubmitError::Stopped));
     }
 
-    fn finished_job(jobs: &Jobs, bytes: usize, at: f64) -> (String, PathBuf) {
+    /// Reserves a job and submits it (an HDF5 input `x` in its folder, `disk` bytes on
+    /// disk): its id, its folder and what the queue said.
+    fn submit_job(jobs: &Jobs, disk: u64) -> (String, PathBuf, Result<(), SubmitError>) {
         let (id, dir) = jobs.reserve().unwrap();
-        std::fs::write(dir.join("result"), vec![0u8; bytes]).unwrap();
-        jobs.submit(
+        let submitted = jobs.submit(
             id.clone(),
             "m".into(),
             Input::Hdf5(dir.join("x")),
             None,
             1,
             "cpu".into(),
-            bytes as u64,
-        )
-        .unwrap();
+            disk,
+        );
+        (id, dir, submitted)
+    }
+
+    fn finished_job(jobs: &Jobs, bytes: usize, at: f64) -> (String, PathBuf) {
+        let (id, dir, submitted) = submit_job(jobs, bytes as u64);
+        submitted.unwrap();
+        std::fs::write(dir.join("result"), vec![0u8; bytes]).unwrap();
         jobs.set(&id, |j| {
             j.status = Status::Done;
             j.finished = Some(at);
@@ -760,17 +743,8 @@ mod tests {
         };
         let (jobs, rx) = Jobs::with_limits(dir.path(), Duration::from_secs(60), 4, limits).unwrap();
         let workers = start_workers(&jobs, rx, Arc::new(Sleepy), 1);
-        let (id, job_dir) = jobs.reserve().unwrap();
-        jobs.submit(
-            id.clone(),
-            "m".into(),
-            Input::Hdf5(job_dir.join("x")),
-            None,
-            1,
-            "cpu".into(),
-            0,
-        )
-        .unwrap();
+        let (id, job_dir, submitted) = submit_job(&jobs, 0);
+        submitted.unwrap();
         let t = Instant::now();
         while jobs.stop_overdue() == 0 {
             assert!(t.elapsed() < Duration::from_secs(5));

@@ -14,6 +14,11 @@ pub mod jobs;
 mod pages;
 pub mod upload;
 
+/// Archives made in tests, shared with the integration tests.
+#[cfg(test)]
+#[path = "../tests/common/archives.rs"]
+mod test_archives;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -11,17 +11,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use crossomics_data::fitted::FittedPreprocessing;
-use crossomics_data::pair::SingleModality;
 use crossomics_data::transfer::{
     self, FeatureCoverage, GenomeBuild, Modality, ModelFeatures, PeakAggregation, Upload,
 };
 use crossomics_data::{CellTable, Csr, PairedDataset, Peak};
 use crossomics_limits::{Limit, Limits};
-use crossomics_translators::{Direction, Prediction, TranslationData, Translator};
+use crossomics_models::{BuildContext, CellData, Direction, Prediction, Shapes, Translator};
 use ndarray::Array2;
 
 use crate::config::ExperimentConfig;
-use crate::translation::{self, TranslatorDims};
+use crate::translation;
 
 /// A finished translation run loaded for prediction.
 #[derive(Debug)]
@@ -29,60 +28,23 @@ pub struct SavedTranslator {
     pub dir: PathBuf,
     pub config: ExperimentConfig,
     pub fitted: FittedPreprocessing,
-    pub dims: TranslatorDims,
+    /// the shapes the model was built for (`model.json`)
+    pub shapes: Shapes,
     pub model: Box<dyn Translator>,
     /// the model's genome build, from `translation.genome`
     pub genome: Option<GenomeBuild>,
 }
 
-/// One modality of new cells, as read from a file.
-#[derive(Debug, Clone)]
-pub enum SourceData {
-    Rna {
-        data: SingleModality<String>,
-        /// alternative gene names per column (Ensembl ids), when the file has them
-        ids: Option<Vec<String>>,
-    },
-    Atac(SingleModality<Peak>),
-}
+pub use crossomics_data::input::Single;
 
-impl SourceData {
-    pub fn modality(&self) -> Modality {
-        match self {
-            Self::Rna { .. } => Modality::Rna,
-            Self::Atac(_) => Modality::Atac,
-        }
-    }
-
-    fn upload(&self) -> Upload<'_> {
-        match self {
-            Self::Rna { data, ids } => Upload::Rna {
-                data,
-                ids: ids.as_deref(),
-            },
-            Self::Atac(d) => Upload::Atac(d),
-        }
-    }
-
-    /// One modality of a paired dataset (e.g. a 10x file holding both).
-    pub fn from_paired(d: &PairedDataset, modality: Modality, source: &Path) -> Self {
-        match modality {
-            Modality::Rna => Self::Rna {
-                data: SingleModality {
-                    source: source.to_path_buf(),
-                    matrix: d.rna.clone(),
-                    cells: d.cells.clone(),
-                    features: d.genes.clone(),
-                },
-                ids: None,
-            },
-            Modality::Atac => Self::Atac(SingleModality {
-                source: source.to_path_buf(),
-                matrix: d.atac.clone(),
-                cells: d.cells.clone(),
-                features: d.peaks.clone(),
-            }),
-        }
+/// What the registry's [`Single`] is to translation: the upload's view of it.
+fn upload(source: &Single) -> Upload<'_> {
+    match source {
+        Single::Rna { data, ids } => Upload::Rna {
+            data,
+            ids: ids.as_deref(),
+        },
+        Single::Atac(d) => Upload::Atac(d),
     }
 }
 
@@ -146,16 +108,18 @@ impl SavedTranslator {
             config.model.kind()
         );
         let fitted = FittedPreprocessing::load(&file("preprocessing.json")?)?;
-        let dims_path = file("model.json")?;
-        let dims: TranslatorDims = serde_json::from_str(&std::fs::read_to_string(&dims_path)?)
-            .with_context(|| format!("{}: not a translator's model.json", dims_path.display()))?;
+        let shapes = crate::artifacts::read_shapes(&file("model.json")?)?;
         let peak_chroms = fitted
             .peaks
             .iter()
             .map(|p| Peak::parse(p).map(|p| p.chrom))
             .collect::<std::result::Result<Vec<String>, String>>()
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("preprocessing.json").display()))?;
-        let mut model = translation::build(&config, &dims, &peak_chroms)?;
+        let mut model = config.model.checked()?.translator(&BuildContext {
+            shapes: &shapes,
+            peak_chroms: &peak_chroms,
+            device: config.training.device.resolve()?,
+        })?;
         model
             .load(dir)
             .with_context(|| format!("loading the weights of {}", dir.display()))?;
@@ -170,7 +134,7 @@ impl SavedTranslator {
             dir: dir.to_path_buf(),
             config,
             fitted,
-            dims,
+            shapes,
             model,
             genome,
         })
@@ -188,13 +152,13 @@ impl SavedTranslator {
     /// `limits.max_dense_values` before anything is computed.
     pub fn translate(
         &self,
-        source: &SourceData,
+        source: &Single,
         direction: Direction,
         declared: Option<GenomeBuild>,
         min_coverage: Option<f64>,
         limits: &Limits,
     ) -> Result<Translated> {
-        let upload = source.upload();
+        let upload = upload(source);
         let name = upload.source().display().to_string();
         let modality = source_modality(direction);
         ensure!(
@@ -214,7 +178,7 @@ impl SavedTranslator {
                 .collect()
         };
         let input_peaks = parse(&self.fitted.input_peaks)?;
-        if let SourceData::Atac(d) = source {
+        if let Single::Atac(d) = source {
             transfer::check_build(self.genome, declared, &d.features, &name)?;
         }
         let (input, input_names, model_names) = match modality {
@@ -261,8 +225,8 @@ impl SavedTranslator {
         transfer::require_coverage(&coverage, min, &name)?;
         let aligned = projected.matrix;
         let cells = match source {
-            SourceData::Rna { data, .. } => data.cells.clone(),
-            SourceData::Atac(d) => d.cells.clone(),
+            Single::Rna { data, .. } => data.cells.clone(),
+            Single::Atac(d) => d.cells.clone(),
         };
         let n = aligned.nrows();
         let (rna, atac) = match modality {
@@ -282,34 +246,32 @@ impl SavedTranslator {
             .apply_one(&paired, modality)
             .with_context(|| format!("preprocessing {name} as the run did"))?;
         let n = t.dataset.n_cells();
-        let covariates = Array2::<f32>::zeros((n, self.dims.n_covariates));
-        let activity = match (&self.config.model, modality) {
-            (crate::config::ModelConfig::Crossmp(_), Modality::Atac) => Some(
-                translation::gene_activity(
+        // every decoder confounder at its reference (0: the mean standardized depth, no
+        // batch): nothing of the training cells' standardization applies to new cells
+        let covariates = Array2::<f32>::zeros((n, self.shapes.n_covariates));
+        let activity = if self.config.model.needs().gene_activity && modality == Modality::Atac {
+            Some(
+                crate::pipeline::gene_activity(
                     &t.atac,
                     &t.dataset.peaks,
-                    &self.dims.activity_genes,
+                    &self.shapes.activity_genes,
                     &self.config,
                 )?
                 .0,
-            ),
-            _ => None,
+            )
+        } else {
+            None
         };
-        let data = match modality {
-            Modality::Rna => TranslationData {
-                rna_values: Some(&t.rna),
-                rna_pca: t.rna_pca.as_ref().map(|a| a.view()),
-                covariates: Some(covariates.view()),
-                ..TranslationData::default()
-            },
-            Modality::Atac => TranslationData {
-                atac: Some(&t.atac),
-                atac_lsi: t.atac_lsi.as_ref().map(|a| a.view()),
-                gene_activity: activity.as_ref(),
-                covariates: Some(covariates.view()),
-                ..TranslationData::default()
-            },
-        };
+        let data = CellData {
+            rna_values: Some(&t.rna),
+            rna_pca: t.rna_pca.as_ref().map(|a| a.view()),
+            atac: Some(&t.atac),
+            atac_lsi: t.atac_lsi.as_ref().map(|a| a.view()),
+            gene_activity: activity.as_ref(),
+            covariates: Some(covariates.view()),
+            ..CellData::default()
+        }
+        .source_only(direction, covariates.view());
         let all: Vec<usize> = (0..n).collect();
         let prediction = self.model.translate(&data, &all, direction)?;
         let embedding = self.model.embed(&data, &all, direction)?;
@@ -342,76 +304,4 @@ impl SavedTranslator {
 /// Returns the files written.
 pub fn write_h5ad(out: &Path, t: &Translated) -> Result<Vec<PathBuf>> {
     translation::write_prediction(out, &t.cells, &t.features, &t.prediction, t.latent.as_ref())
-}
-
-/// One modality of new cells from an `.h5ad` (raw counts in `X` or in `layer`); RNA
-/// with the Ensembl ids of `var["gene_ids"]` where the file has them.
-pub fn read_h5ad(
-    path: &Path,
-    modality: Modality,
-    layer: Option<&str>,
-    limits: &Limits,
-) -> Result<SourceData> {
-    let opts = crossomics_data::h5ad::ReadOptions {
-        layer: layer.map(str::to_string),
-        require_counts: true,
-        limits: *limits,
-    };
-    let m = crossomics_data::h5ad::read_with(path, &opts)?;
-    Ok(match modality {
-        // Ensembl ids beside the symbols, where the file has them (10x-derived files)
-        Modality::Rna => SourceData::Rna {
-            ids: crossomics_data::h5ad::read_var_column(path, "gene_ids", limits)?,
-            data: m,
-        },
-        Modality::Atac => SourceData::Atac(crossomics_data::h5ad::parse_peaks(m)?),
-    })
-}
-
-/// One modality of a 10x feature-barcode matrix (`.h5` or MatrixMarket folder), which
-/// may hold one or both; an error naming the file when it lacks `modality`.
-pub fn from_tenx(
-    parts: crossomics_data::tenx::TenxParts,
-    modality: Modality,
-) -> Result<SourceData> {
-    use crossomics_data::tenx::{GENE_EXPRESSION, PEAKS, TenxParts};
-    let TenxParts {
-        source,
-        rna,
-        gene_ids,
-        atac,
-        feature_types,
-        ..
-    } = parts;
-    let missing = |wanted: &str| {
-        anyhow::anyhow!(
-            "{}: a 10x matrix with {} features, but {modality} data needs `{wanted}` features",
-            source.display(),
-            feature_types.join(", ")
-        )
-    };
-    Ok(match modality {
-        Modality::Rna => SourceData::Rna {
-            data: rna.ok_or_else(|| missing(GENE_EXPRESSION))?,
-            ids: gene_ids,
-        },
-        Modality::Atac => SourceData::Atac(atac.ok_or_else(|| missing(PEAKS))?),
-    })
-}
-
-/// Reads one modality of new cells: an `.h5ad` of that modality (raw counts in `X` or in
-/// `layer`), or any paired dataset `crossomics embed` reads (plain folder, `.h5mu`, a
-/// TOML `[dataset]` table), of which the modality is taken.
-pub fn read_source(
-    path: &Path,
-    modality: Modality,
-    layer: Option<&str>,
-    limits: &Limits,
-    paired: impl Fn(&Path) -> Result<PairedDataset>,
-) -> Result<SourceData> {
-    if path.extension().and_then(|e| e.to_str()) == Some("h5ad") {
-        return read_h5ad(path, modality, layer, limits);
-    }
-    let d = paired(path)?;
-    Ok(SourceData::from_paired(&d, modality, path))
 }

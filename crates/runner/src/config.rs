@@ -2,14 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use crossomics_data::config::{DatasetConfig, PreprocessConfig};
 use crossomics_data::split::SplitConfig;
-use crossomics_translators::TrainOptions;
-use crossomics_translators::babel::BabelConfig;
-use crossomics_translators::baselines::{KnnRegressionConfig, RidgeConfig};
-use crossomics_translators::sailerx::SailerxConfig;
-use crossomics_translators::translate::Direction;
+pub use crossomics_models::ModelConfig;
+use crossomics_models::TrainOptions;
+use crossomics_models::translate::Direction;
 use serde::{Deserialize, Serialize};
 
 /// One experiment: what data, how prepared and split, which model, how trained and
@@ -20,8 +18,9 @@ pub struct ExperimentConfig {
     /// Names the folder under the output directory.
     pub name: String,
     /// What the run does: integration (embed and score the latent space) or translation
-    /// (predict one modality from the other and score the predictions). Translator-only
-    /// models (`babel`, `crossmp`, `ridge`, `knn_regression`) imply `translation`.
+    /// (predict one modality from the other and score the predictions). Models that only
+    /// translate (`babel`, `crossmp`, `ridge`, `knn_regression`, `mean`) imply
+    /// `translation`.
     #[serde(default, skip_serializing_if = "Task::is_integration")]
     pub task: Task,
     #[serde(default)]
@@ -73,66 +72,6 @@ pub struct CellMetadataConfig {
 
 fn default_barcode_column() -> String {
     "barcode".into()
-}
-
-/// The model registry: one variant per architecture, chosen by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ModelConfig {
-    /// SAILERX integrator (ATAC VAE + invariance + structural similarity to RNA PCA);
-    /// with `task = "translation"`, a translator through its latent space.
-    Sailerx(SailerxConfig),
-    /// BABEL translator: RNA and chromosome-split ATAC autoencoders sharing one latent.
-    Babel(BabelConfig),
-    /// CrossMP: BABEL with the gene-activity branch of the ATAC encoder.
-    Crossmp(BabelConfig),
-    /// Ridge regression from the source PCA/LSI to the target (baseline).
-    Ridge(RidgeConfig),
-    /// kNN regression in the source PCA/LSI (baseline).
-    KnnRegression(KnnRegressionConfig),
-}
-
-impl ModelConfig {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Sailerx(_) => "sailerx",
-            Self::Babel(_) => "babel",
-            Self::Crossmp(_) => "crossmp",
-            Self::Ridge(_) => "ridge",
-            Self::KnnRegression(_) => "knn_regression",
-        }
-    }
-
-    /// The SAILERX parameters, when the model is SAILERX.
-    pub fn sailerx(&self) -> Option<&SailerxConfig> {
-        match self {
-            Self::Sailerx(c) => Some(c),
-            _ => None,
-        }
-    }
-
-    /// Whether the model only translates (it has no integration embedding to score).
-    pub fn is_translator_only(&self) -> bool {
-        !matches!(self, Self::Sailerx(_))
-    }
-
-    /// Deserializes a `[model]` table's parameters on their own, for errors with a path.
-    fn check_section(table: &toml::Table) -> Result<(), (String, String)> {
-        fn parse<T: serde::de::DeserializeOwned>(t: toml::Table) -> Result<(), (String, String)> {
-            serde_path_to_error::deserialize::<_, T>(toml::Value::Table(t))
-                .map(drop)
-                .map_err(|e| (e.path().to_string(), e.into_inner().to_string()))
-        }
-        let mut params = table.clone();
-        let kind = params.remove("kind");
-        match kind.as_ref().and_then(toml::Value::as_str) {
-            Some("sailerx") => parse::<SailerxConfig>(params),
-            Some("babel" | "crossmp") => parse::<BabelConfig>(params),
-            Some("ridge") => parse::<RidgeConfig>(params),
-            Some("knn_regression") => parse::<KnnRegressionConfig>(params),
-            _ => Ok(()), // unknown or missing kinds are reported by the main pass
-        }
-    }
 }
 
 /// The `task` key.
@@ -187,14 +126,75 @@ impl TranslationConfig {
 }
 
 impl ExperimentConfig {
-    /// Whether this run translates: an explicit `task = "translation"`, or a
-    /// translator-only model.
+    /// Whether this run translates: an explicit `task = "translation"`, or a model that
+    /// does not integrate.
     pub fn is_translation(&self) -> bool {
-        self.task == Task::Translation || self.model.is_translator_only()
+        self.task == Task::Translation || !self.model.integrates()
+    }
+
+    /// Every check that needs no data: the model's own ([`crossomics_models::ModelSpec`]),
+    /// training, the task against the model's families, hybrid mode, the genome build.
+    /// Errors name the key path. Run by [`parse`] and [`load`], so that `crossomics
+    /// check` and every run refuse a config that cannot work before loading data.
+    pub fn check(&self) -> Result<()> {
+        let checked = self.model.checked().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let model = &*checked;
+        self.training.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if self.is_translation() && !model.translates() {
+            bail!(
+                "task = \"translation\": model kind `{}` does not translate",
+                model.kind()
+            );
+        }
+        if self.translation.directions.is_empty() && self.is_translation() {
+            bail!("translation.directions: empty");
+        }
+        if let Some(g) = &self.translation.genome {
+            g.parse::<crossomics_data::transfer::GenomeBuild>()
+                .map_err(|e| anyhow::anyhow!("translation.genome: {e}"))?;
+        } else if model.needs().gene_activity {
+            bail!(
+                "translation.genome: model kind `{}` computes gene activity, which needs the genome build (\"GRCh38\", \"hg19\", \"mm10\" or \"GRCm39\")",
+                model.kind()
+            );
+        }
+        let h = &self.hybrid;
+        if !(0.0..1.0).contains(&h.unpaired_fraction) {
+            bail!(
+                "hybrid.unpaired_fraction = {} is not in [0, 1)",
+                h.unpaired_fraction
+            );
+        }
+        if h.unpaired_fraction > 0.0 {
+            if !model.needs().single_modality_cells {
+                bail!(
+                    "hybrid.unpaired_fraction > 0: model kind `{}` (as configured) does not train on ATAC-only cells{}",
+                    model.kind(),
+                    if model.integrates() {
+                        " (the symmetric SAILERX embeds cells through their RNA, which ATAC-only cells do not have)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            if h.every < 2 {
+                bail!("hybrid.every = {} < 2", h.every);
+            }
+        }
+        if !(0.0..=1.0).contains(&self.translation.min_coverage) {
+            bail!(
+                "translation.min_coverage = {} is not in [0, 1]",
+                self.translation.min_coverage
+            );
+        }
+        if self.evaluation.knn_k == 0 {
+            bail!("evaluation.knn_k = 0");
+        }
+        Ok(())
     }
 }
 
-/// `[hybrid]`: SAILERX's hybrid mode (SPEC.md section 1). A seeded `unpaired_fraction` of
+/// `[hybrid]`: SAILERX's hybrid mode (`docs/models.md`). A seeded `unpaired_fraction` of
 /// the training cells is treated as ATAC-only: their RNA is never shown to the model, they
 /// train every `every`-th step with the ATAC VAE's own terms (reconstruction, KL,
 /// invariance) and no alignment term, and the decoder gets one more confounder, a flag
@@ -303,13 +303,21 @@ pub(crate) fn from_value(value: toml::Value, origin: &str) -> Result<ExperimentC
     // Tagged enums buffer their content, which hides the path inside them: check the
     // model section on its own first so that its errors name the full key path.
     if let Some(model) = value.get("model").and_then(toml::Value::as_table) {
-        ModelConfig::check_section(model)
-            .map_err(|(path, e)| anyhow::anyhow!("{origin}: at `model.{path}`: {e}"))?;
+        let mut params = model.clone();
+        if let Some(kind) = params.remove("kind")
+            && let Some(kind) = kind.as_str()
+        {
+            ModelConfig::check_table(kind, params)
+                .map_err(|(path, e)| anyhow::anyhow!("{origin}: at `model.{path}`: {e}"))?;
+        }
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    let cfg: ExperimentConfig = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         anyhow::anyhow!("{origin}: at `{path}`: {}", e.into_inner())
-    })
+    })?;
+    cfg.check()
+        .map_err(|e| anyhow::anyhow!("{origin}: {e:#}"))?;
+    Ok(cfg)
 }
 
 /// Reads a config file and applies `--set key.path=value` overrides (values in TOML syntax;
@@ -326,7 +334,8 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<ExperimentConfig> {
     from_value(value, &origin)
 }
 
-/// Sets `a.b.c = value` in a TOML tree, creating tables on the way.
+/// Applies `a.b.c=value` (a `--set` override; the value in TOML syntax, a bare word
+/// taken as a string) to a TOML tree.
 pub fn apply_override(root: &mut toml::Value, assignment: &str) -> Result<()> {
     let (key, raw) = assignment
         .split_once('=')
@@ -334,7 +343,12 @@ pub fn apply_override(root: &mut toml::Value, assignment: &str) -> Result<()> {
     let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {}", raw.trim()))
         .map(|mut t| t.remove("v").expect("parsed key"))
         .unwrap_or_else(|_| toml::Value::String(raw.trim().to_string()));
-    let parts: Vec<&str> = key.trim().split('.').collect();
+    set_dotted(root, key.trim(), value)
+}
+
+/// Sets `a.b.c = value` in a TOML tree, creating tables on the way.
+pub fn set_dotted(root: &mut toml::Value, key: &str, value: toml::Value) -> Result<()> {
+    let parts: Vec<&str> = key.split('.').collect();
     let mut node = root;
     for part in &parts[..parts.len() - 1] {
         let table = node
@@ -359,7 +373,9 @@ mod tests {
     #[test]
     fn defaults_fill_in_and_round_trip() {
         let c = parse(MINIMAL, "t.toml").unwrap();
-        let m = c.model.sailerx().unwrap();
+        let ModelConfig::Sailerx(m) = &c.model else {
+            panic!("{:?}", c.model)
+        };
         assert_eq!(m.latent_dim, 8);
         assert_eq!(m.alignment_weight, 6000.0);
         assert_eq!(c.training.batch_size, 200);
@@ -403,7 +419,9 @@ mod tests {
         apply_override(&mut v, "training.lr = 0.01").unwrap();
         apply_override(&mut v, "evaluation.label_column=celltype").unwrap();
         let c = from_value(v, "x").unwrap();
-        let m = c.model.sailerx().unwrap();
+        let ModelConfig::Sailerx(m) = &c.model else {
+            panic!("{:?}", c.model)
+        };
         assert_eq!(m.latent_dim, 32);
         assert_eq!(c.training.lr, 0.01);
         assert_eq!(c.evaluation.label_column.as_deref(), Some("celltype"));

@@ -70,7 +70,7 @@ pub fn plan(path: &Path, overrides: &[String]) -> Result<Vec<PlannedRun>> {
         let mut v = value.clone();
         let mut variant = Vec::new();
         for (key, val) in &assignment {
-            set(&mut v, key, val.clone())?;
+            crate::config::set_dotted(&mut v, key, val.clone())?;
             if key != "seed" {
                 variant.push(format!(
                     "{}={}",
@@ -154,22 +154,6 @@ fn expand(sweep: &SweepConfig, origin: &str) -> Result<Vec<Vec<(String, toml::Va
     Ok(combos)
 }
 
-fn set(root: &mut toml::Value, key: &str, value: toml::Value) -> Result<()> {
-    let parts: Vec<&str> = key.split('.').collect();
-    let mut node = root;
-    for part in &parts[..parts.len() - 1] {
-        node = node
-            .as_table_mut()
-            .context("config root is not a table")?
-            .entry(part.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    }
-    node.as_table_mut()
-        .with_context(|| format!("the parent of `{key}` is not a table"))?
-        .insert(parts[parts.len() - 1].to_string(), value);
-    Ok(())
-}
-
 /// Reads a file and its `extends` chain, merged (bases first).
 fn load_merged(path: &Path, stack: &mut Vec<PathBuf>) -> Result<toml::Value> {
     let canonical = path
@@ -221,7 +205,10 @@ fn rebase_paths(value: &mut toml::Value, base_dir: &Path) {
     // `path` (plain, h5mu, 10x) and `rna` / `atac` (a pair of h5ad files); the
     // `[cell_metadata]` table's `path`
     for (section, keys) in [
-        ("dataset", &["path", "rna", "atac"][..]),
+        (
+            "dataset",
+            &["path", "rna", "atac", "fragments", "peaks"][..],
+        ),
         ("cell_metadata", &["path"][..]),
     ] {
         let Some(table) = value.get_mut(section).and_then(toml::Value::as_table_mut) else {
@@ -307,7 +294,7 @@ mod tests {
         let strategies: std::collections::BTreeSet<String> = ablations
             .iter()
             .map(|r| {
-                let m = r.config.model.sailerx().unwrap();
+                let m = sailerx(&r.config.model);
                 format!("{:?}", m.alignment)
             })
             .collect();
@@ -316,12 +303,19 @@ mod tests {
             ablations
                 .iter()
                 .filter(|r| {
-                    let m = r.config.model.sailerx().unwrap();
+                    let m = sailerx(&r.config.model);
                     m.symmetric
                 })
                 .count(),
             3
         );
+    }
+
+    fn sailerx(m: &crate::config::ModelConfig) -> &crossomics_models::sailerx::SailerxConfig {
+        match m {
+            crate::config::ModelConfig::Sailerx(c) => c,
+            other => panic!("not SAILERX: {other:?}"),
+        }
     }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -346,7 +340,7 @@ mod tests {
         assert_eq!(runs.len(), 1);
         let c = &runs[0].config;
         assert_eq!(c.name, "e");
-        let m = c.model.sailerx().unwrap();
+        let m = sailerx(&c.model);
         assert_eq!(
             (m.latent_dim, m.recon_weight, m.encoder.hidden.clone()),
             (8, 2.0, vec![4])

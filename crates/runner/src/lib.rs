@@ -6,12 +6,16 @@
 //! [`table`] the results table, [`translation`] the cross-modal prediction task.
 
 pub mod apply;
+pub mod artifacts;
+pub mod cli;
 pub mod config;
 pub mod experiment;
+pub mod integration;
 pub mod limit_args;
 pub mod pipeline;
 pub mod progress;
 pub mod rundir;
+pub mod scores;
 pub mod serve;
 pub mod slurm;
 pub mod table;

@@ -89,16 +89,9 @@ impl RunDir {
     }
 }
 
-/// Writes a file through a temporary name in the same folder, then renames it into place.
+/// Writes a file whole or not at all ([`crossomics_atomic`]).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension()
-            .map(|e| e.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("moving {} into place", path.display()))
+    crossomics_atomic::write(path, contents).with_context(|| format!("writing {}", path.display()))
 }
 
 fn sanitize(name: &str) -> String {

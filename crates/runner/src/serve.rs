@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use crossomics_data::transfer::{GenomeBuild, Modality};
 use crossomics_limits::Limits;
+use crossomics_models::{Direction, Prediction};
 use crossomics_portal::{
     Backend, BackendStatus, Coverage, FeatureMean, Input, ModelInfo, PredictOutput, PredictRequest,
     ResultFile, Stage, Summary,
 };
-use crossomics_translators::{Direction, Prediction};
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{self, SavedTranslator, SourceData, Translated};
+use crate::apply::{self, SavedTranslator, Single, Translated};
 use crate::progress::{PROGRESS_ENV, parse_progress};
 use crate::translation::Latent;
 
@@ -178,7 +178,7 @@ impl TranslatorBackend {
     /// Serves the translation runs under `models_dir` (which may not exist yet).
     pub fn new(models_dir: &Path) -> Result<Arc<Self>> {
         // as the saved runs resolve `training.device = "auto"`
-        let device = match crossomics_translators::DeviceChoice::Auto.resolve()? {
+        let device = match crossomics_models::DeviceChoice::Auto.resolve()? {
             tch::Device::Cpu => "cpu".to_string(),
             tch::Device::Cuda(i) => format!("cuda:{i} (GPU)"),
             other => format!("{other:?}"),
@@ -520,39 +520,16 @@ pub fn job_main(job_path: &Path) -> Result<()> {
     }
 }
 
-/// One modality of an upload, whatever the container.
+/// One modality of an upload, whatever the container: a fragments file is counted into
+/// the model's peaks; anything else is read by the input registry's upload formats (none
+/// of which reads a file outside the upload).
 fn read_upload(
     input: &JobInput,
     modality: Modality,
     saved: &SavedTranslator,
     limits: &Limits,
-) -> Result<SourceData> {
-    match input {
-        // MuData, told apart by its name (the upload keeps the name the browser sent)
-        JobInput::Hdf5(p)
-            if p.extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("h5mu")) =>
-        {
-            let d = crossomics_data::h5ad::read_h5mu(
-                &p.file_stem().unwrap_or_default().to_string_lossy(),
-                p,
-                "rna",
-                "atac",
-                &crossomics_data::h5ad::ReadOptions {
-                    layer: None,
-                    require_counts: true,
-                    limits: *limits,
-                },
-                &crossomics_data::pair::PairingConfig::default(),
-            )?
-            .0;
-            Ok(SourceData::from_paired(&d, modality, p))
-        }
-        JobInput::PlainDir(d) => Ok(SourceData::from_paired(
-            &crossomics_data::plain::read_dir(d, limits)?,
-            modality,
-            d,
-        )),
+) -> Result<Single> {
+    let path = match input {
         JobInput::Fragments {
             fragments,
             barcodes,
@@ -561,22 +538,20 @@ fn read_upload(
                 modality == Modality::Atac,
                 "a fragments file is ATAC data: choose a model that predicts RNA from ATAC"
             );
-            Ok(SourceData::Atac(crossomics_data::fragments::count_atac(
+            return Ok(Single::Atac(crossomics_data::fragments::count_atac(
                 fragments,
                 barcodes,
                 saved.fitted.peak_intervals()?,
                 limits,
-            )?))
+            )?));
         }
-        JobInput::Hdf5(p) if crossomics_data::tenx::is_tenx_h5(p, limits) => {
-            apply::from_tenx(crossomics_data::tenx::read_h5_parts(p, limits)?, modality)
-        }
-        JobInput::Hdf5(p) => apply::read_h5ad(p, modality, None, limits),
-        JobInput::MatrixMarketDir(d) => apply::from_tenx(
-            crossomics_data::tenx::read_mtx_dir_parts(d, limits)?,
-            modality,
-        ),
-    }
+        JobInput::Hdf5(p) | JobInput::PlainDir(p) | JobInput::MatrixMarketDir(p) => p,
+    };
+    let request = crossomics_data::input::Request {
+        limits: *limits,
+        ..Default::default()
+    };
+    Ok(crossomics_data::input::Registry::uploads().read_single(path, modality, &request)?)
 }
 
 /// The MatrixMarket form of a prediction, as a 10x folder: `matrix.mtx.gz` (features x

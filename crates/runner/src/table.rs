@@ -5,9 +5,14 @@ use std::fmt::Write;
 use polars::prelude::{Column, DataFrame, ParquetWriter, PolarsResult};
 use serde::{Deserialize, Serialize};
 
+pub use crate::scores::Role;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub method: String,
+    /// A model, or the inputs alone scored as a baseline.
+    #[serde(default, skip_serializing_if = "Role::is_model")]
+    pub role: Role,
     /// The swept settings that distinguish this run (`latent_dim=16,lr=0.01`), or empty.
     #[serde(default)]
     pub variant: String,
@@ -105,6 +110,7 @@ pub fn higher_is_better(metric: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Aggregate {
     pub method: String,
+    pub role: Role,
     pub variant: String,
     pub dataset: String,
     pub seeds: Vec<u64>,
@@ -128,6 +134,7 @@ pub fn aggregate(rows: &[Row]) -> Vec<Aggregate> {
             None => groups.push((
                 Aggregate {
                     method: r.method.clone(),
+                    role: r.role,
                     variant: r.variant.clone(),
                     dataset: r.dataset.clone(),
                     seeds: vec![r.seed],
@@ -312,7 +319,7 @@ pub fn parquet_bytes(frame: &DataFrame) -> PolarsResult<Vec<u8>> {
 }
 
 /// Per-epoch losses, one column per loss part (empty where a phase has no such part).
-pub fn losses_csv(history: &crossomics_translators::TrainHistory) -> String {
+pub fn losses_csv(history: &crossomics_models::TrainHistory) -> String {
     let mut names: Vec<&str> = Vec::new();
     for e in &history.epochs {
         for (k, _) in &e.train {
@@ -357,6 +364,7 @@ mod tests {
     fn rows() -> Vec<Row> {
         vec![
             Row {
+                role: Role::Model,
                 method: "a,b".into(),
                 variant: String::new(),
                 dataset: "d".into(),
@@ -365,6 +373,7 @@ mod tests {
                 metrics: vec![("x".into(), 0.5), ("y".into(), 1.0)],
             },
             Row {
+                role: Role::Model,
                 method: "c".into(),
                 variant: String::new(),
                 dataset: "d".into(),
@@ -390,6 +399,7 @@ mod tests {
     #[test]
     fn aggregates_mean_and_std_over_seeds_and_marks_the_best() {
         let row = |method: &str, seed, acc, rmse| Row {
+            role: Role::Model,
             method: method.into(),
             variant: "d=2".into(),
             dataset: "x".into(),
@@ -456,6 +466,7 @@ mod tests {
     #[test]
     fn csv_fields_with_quotes_and_commas_read_back() {
         let row = Row {
+            role: Role::Model,
             method: "sailerx".into(),
             variant: "alignment=\"hard\",alignment_weight=100.0".into(),
             dataset: "x".into(),
@@ -481,6 +492,7 @@ mod tests {
         assert_eq!(read("agg.csv", &text, "variant"), row.variant, "{text}");
         assert_eq!(read("agg.csv", &text, "method"), "sailerx");
         let odd = Row {
+            role: Role::Model,
             method: "m \"q\", r".into(),
             ..row
         };
@@ -490,7 +502,7 @@ mod tests {
 
     #[test]
     fn losses_csv_aligns_parts_across_phases() {
-        use crossomics_translators::{EpochRecord, TrainHistory};
+        use crossomics_models::{EpochRecord, TrainHistory};
         let rec = |epoch, phase, parts: &[(&str, f64)]| EpochRecord {
             epoch,
             phase,
