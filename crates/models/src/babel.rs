@@ -234,9 +234,8 @@ impl Babel {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let d = config.latent_dim;
-        let module = |e: crossomics_encoders::EncoderError| ModelError::Parameter {
-            name: "model.chrom_split",
-            reason: e.to_string(),
+        let module = |e: crossomics_encoders::EncoderError| {
+            ModelError::from(crate::ParamError::new("chrom_split", e.to_string()))
         };
         let rna_encoder = PointEncoder::new(
             &(&root / "rna_encoder"),

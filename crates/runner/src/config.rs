@@ -137,9 +137,14 @@ impl ExperimentConfig {
     /// Errors name the key path. Run by [`parse`] and [`load`], so that `crossomics
     /// check` and every run refuse a config that cannot work before loading data.
     pub fn check(&self) -> Result<()> {
-        let checked = self.model.checked().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let checked = self
+            .model
+            .checked()
+            .map_err(|e| anyhow::anyhow!("model.{e}"))?;
         let model = &*checked;
-        self.training.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.training
+            .check()
+            .map_err(|e| anyhow::anyhow!("training.{e}"))?;
         if self.is_translation() && !model.translates() {
             bail!(
                 "task = \"translation\": model kind `{}` does not translate",
@@ -410,6 +415,60 @@ mod tests {
                 "{needle}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn configs_that_cannot_work_are_refused_when_parsed_naming_the_key() {
+        for (text, needle) in [
+            (
+                "name = \"t\"\n[model]\nkind = \"sailerx\"\nlatent_dim = 0\n",
+                "model.latent_dim: 0 < 1",
+            ),
+            (
+                "name = \"t\"\n[model]\nkind = \"sailerx\"\n[model.encoder]\nhidden = [0]\n",
+                "model.encoder.hidden",
+            ),
+            (
+                "name = \"t\"\n[model]\nkind = \"babel\"\natac_weight = -1.0\n",
+                "model.atac_weight",
+            ),
+            (
+                "name = \"t\"\n[model]\nkind = \"ridge\"\nalphas = []\n",
+                "model.alphas",
+            ),
+            (
+                "name = \"t\"\n[model]\nkind = \"knn_regression\"\nks = [0]\n",
+                "model.ks",
+            ),
+            (
+                "name = \"t\"\n[model]\nkind = \"sailerx\"\n[training]\nlr = -1.0\n",
+                "training.lr",
+            ),
+            (
+                "name = \"t\"\n[model]\nkind = \"crossmp\"\n",
+                "translation.genome",
+            ),
+            (
+                "name = \"t\"\n[model]\nkind = \"ridge\"\n[hybrid]\nunpaired_fraction = 0.5\n",
+                "hybrid.unpaired_fraction",
+            ),
+            (
+                "name = \"t\"\n[model]\nkind = \"sailerx\"\n[translation]\ngenome = \"hg99\"\n",
+                "translation.genome",
+            ),
+        ] {
+            let err = format!("{:#}", parse(text, "exp.toml").unwrap_err());
+            assert!(
+                err.contains(needle) && err.contains("exp.toml"),
+                "{needle}: {err}"
+            );
+        }
+        // the same parameters within range pass
+        parse(
+            "name = \"t\"\n[model]\nkind = \"crossmp\"\n[translation]\ngenome = \"mm10\"\n",
+            "ok.toml",
+        )
+        .unwrap();
     }
 
     #[test]

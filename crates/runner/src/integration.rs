@@ -96,7 +96,8 @@ pub fn integrate(
         shapes: &shapes,
         peak_chroms: &peak_chroms,
         device,
-    })?;
+    })
+    .context("building the model of [model]")?;
     let data = crossomics_models::CellData {
         covariates: Some(covariates.view()),
         ..prep.data()

@@ -80,7 +80,8 @@ pub fn translate_with(
         shapes: &shapes,
         peak_chroms: &peak_chroms,
         device,
-    })?;
+    })
+    .context("building the model of [model]")?;
     let started = Instant::now();
     let history = model.fit(
         &all,

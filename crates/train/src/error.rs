@@ -6,8 +6,6 @@ use std::path::PathBuf;
 pub enum ModelError {
     #[error("model input: {0}")]
     Input(String),
-    #[error("model parameter `{name}`: {reason}")]
-    Parameter { name: &'static str, reason: String },
     #[error("training diverged at epoch {epoch}: loss part `{part}` is {value}")]
     Diverged {
         epoch: usize,
@@ -24,9 +22,10 @@ pub enum ModelError {
     Torch(#[from] tch::TchError),
 }
 
-/// A `[model]` parameter that does not hold, named by its key path below `model`.
+/// A parameter that does not hold, named by its key path within the table that holds it
+/// (`[model]` or `[training]`; the runner names the table).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("model.{key}: {reason}")]
+#[error("{key}: {reason}")]
 pub struct ParamError {
     pub key: String,
     pub reason: String,

@@ -124,39 +124,31 @@ impl Default for TrainOptions {
 }
 
 impl TrainOptions {
-    pub fn check(&self) -> Result<()> {
-        let bad = |name, reason: String| Err(ModelError::Parameter { name, reason });
+    /// Checks the options; errors name the key below `[training]`.
+    pub fn check(&self) -> Result<(), ParamError> {
+        let bad = |name: &str, reason: String| Err(ParamError::new(name, reason));
         if self.batch_size < 2 {
             return bad(
-                "training.batch_size",
+                "batch_size",
                 format!("{} < 2 (BatchNorm needs 2 cells)", self.batch_size),
             );
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(
-                "training.lr",
-                format!("{} is not a positive number", self.lr),
-            );
+            return bad("lr", format!("{} is not a positive number", self.lr));
         }
         if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
-            return bad(
-                "training.lr_decay",
-                format!("{} is not in (0, 1]", self.lr_decay),
-            );
+            return bad("lr_decay", format!("{} is not in (0, 1]", self.lr_decay));
         }
         if let Some(p) = &self.lr_plateau
             && !(p.factor > 0.0 && p.factor < 1.0)
         {
             return bad(
-                "training.lr_plateau.factor",
+                "lr_plateau.factor",
                 format!("{} is not in (0, 1)", p.factor),
             );
         }
         if self.weight_decay < 0.0 {
-            return bad(
-                "training.weight_decay",
-                format!("{} is negative", self.weight_decay),
-            );
+            return bad("weight_decay", format!("{} is negative", self.weight_decay));
         }
         Ok(())
     }
@@ -351,10 +343,10 @@ pub fn fit_with_extra<'i, M: Trainable>(
     opts.check()?;
     if let Some(e) = &extra {
         if e.every < 2 {
-            return Err(ModelError::Parameter {
-                name: "hybrid.every",
-                reason: format!("{} < 2 (every step would be an extra batch)", e.every),
-            });
+            return Err(ModelError::Input(format!(
+                "every {}: fewer than 2 steps between extra batches",
+                e.every
+            )));
         }
         if e.cells.len() == 1 {
             return Err(ModelError::Input(
@@ -778,7 +770,7 @@ mod tests {
         let err = fit(&m, &data, &[0, 1, 2], &[], &opts, 0, &mut |_| {})
             .unwrap_err()
             .to_string();
-        assert!(err.contains("training.batch_size"), "{err}");
+        assert!(err.contains("batch_size"), "{err}");
     }
 
     /// Records which cells each step saw and whether it was an extra batch.
@@ -911,7 +903,9 @@ mod tests {
             5,
             &mut |_| {},
         );
-        assert!(format!("{:?}", bad.unwrap_err()).contains("hybrid.every"));
+        assert!(
+            format!("{:?}", bad.unwrap_err()).contains("fewer than 2 steps between extra batches")
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use crossomics_losses::alignment;
 use tch::Tensor;
 
-use super::{AlignSpec, Aligner, Projection};
+use super::{AlignSpec, Aligner, BuildAligner, Projection};
 
 /// Symmetric InfoNCE between the projected target and the latent means.
 #[derive(Debug)]
@@ -24,5 +24,11 @@ impl Contrastive {
 impl Aligner for Contrastive {
     fn align(&self, target: &Tensor, mu: &Tensor, _: Option<&Tensor>, _: bool) -> Tensor {
         alignment::info_nce(&self.projection.apply(target), mu, self.temperature)
+    }
+}
+
+impl BuildAligner for Contrastive {
+    fn build(spec: &AlignSpec<'_>) -> Self {
+        Self::new(spec)
     }
 }

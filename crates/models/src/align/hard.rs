@@ -4,7 +4,7 @@
 use crossomics_losses::alignment;
 use tch::Tensor;
 
-use super::{AlignSpec, Aligner, Projection};
+use super::{AlignSpec, Aligner, BuildAligner, Projection};
 
 /// Summed squared error; its mean in the warm-up.
 #[derive(Debug)]
@@ -28,5 +28,11 @@ impl Aligner for Hard {
         } else {
             alignment::hard_sum(&p, mu)
         }
+    }
+}
+
+impl BuildAligner for Hard {
+    fn build(spec: &AlignSpec<'_>) -> Self {
+        Self::new(spec)
     }
 }

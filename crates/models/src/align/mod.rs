@@ -2,7 +2,7 @@
 //! representation of the same cells (the RNA PCA, or the RNA VAE's latent means). Any
 //! model that aligns two latents builds one with [`Alignment::build`] and calls
 //! [`Aligner::align`] on each minibatch. A new strategy is one file implementing
-//! [`Aligner`] and one variant (and its `build` arm) of [`Alignment`].
+//! [`Aligner`] and [`BuildAligner`], and one line in the `alignments!` list.
 //!
 //! The definitions are in `docs/models.md` (section "Alignment strategies").
 
@@ -28,26 +28,6 @@ pub trait Aligner: std::fmt::Debug + Send {
     fn align(&self, target: &Tensor, mu: &Tensor, weights: Option<&Tensor>, mean: bool) -> Tensor;
 }
 
-/// The registry of strategies (the `alignment` key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Alignment {
-    /// SAILERX: `sum_ij w_i w_j (cos(p_i, p_j) - cos(mu_i, mu_j))^2` (the paper).
-    #[default]
-    Structural,
-    /// KL between the row-softmax distributions of the two cosine-similarity matrices
-    /// (`temperature`), weighted per cell.
-    StructuralKl,
-    /// Symmetric InfoNCE (CLIP) between a learned linear projection of the target and the
-    /// latent means (`temperature`): a shared space, cell by cell.
-    Contrastive,
-    /// Mean squared error between a learned linear projection of the target and the
-    /// latent means: one shared space, forced.
-    Hard,
-    /// No alignment term.
-    None,
-}
-
 /// What a strategy is built with.
 #[derive(Debug, Clone, Copy)]
 pub struct AlignSpec<'p> {
@@ -60,17 +40,47 @@ pub struct AlignSpec<'p> {
     pub temperature: f64,
 }
 
-impl Alignment {
-    /// The strategy's term, or `None` for [`Alignment::None`].
-    pub fn build(self, spec: &AlignSpec<'_>) -> Option<Box<dyn Aligner>> {
-        Some(match self {
-            Self::Structural => Box::new(Structural),
-            Self::StructuralKl => Box::new(StructuralKl::new(spec.temperature)),
-            Self::Contrastive => Box::new(Contrastive::new(spec)),
-            Self::Hard => Box::new(Hard::new(spec)),
-            Self::None => return None,
-        })
-    }
+/// A strategy built from its [`AlignSpec`] (what its registry line calls).
+pub trait BuildAligner: Aligner + Sized + 'static {
+    fn build(spec: &AlignSpec<'_>) -> Self;
+}
+
+macro_rules! alignments {
+    ($($(#[$meta:meta])* $variant:ident => $strategy:ty,)+) => {
+        /// The registry of strategies (the `alignment` key): one line per strategy.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Alignment {
+            $($(#[$meta])* $variant,)+
+            /// No alignment term.
+            None,
+        }
+
+        impl Alignment {
+            /// The strategy's term, or `None` for [`Alignment::None`].
+            pub fn build(self, spec: &AlignSpec<'_>) -> Option<Box<dyn Aligner>> {
+                match self {
+                    $(Self::$variant => Some(Box::new(<$strategy as BuildAligner>::build(spec))),)+
+                    Self::None => None,
+                }
+            }
+        }
+    };
+}
+
+alignments! {
+    /// SAILERX: `sum_ij w_i w_j (cos(p_i, p_j) - cos(mu_i, mu_j))^2` (the paper).
+    #[default]
+    Structural => Structural,
+    /// KL between the row-softmax distributions of the two cosine-similarity matrices
+    /// (`temperature`), weighted per cell.
+    StructuralKl => StructuralKl,
+    /// Symmetric InfoNCE (CLIP) between a learned linear projection of the target and the
+    /// latent means (`temperature`): a shared space, cell by cell.
+    Contrastive => Contrastive,
+    /// Mean squared error between a learned linear projection of the target and the
+    /// latent means: one shared space, forced.
+    Hard => Hard,
 }
 
 /// A learned linear map of the target into the latent space, or the target itself when

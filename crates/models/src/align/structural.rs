@@ -4,7 +4,7 @@
 use crossomics_losses::similarity;
 use tch::Tensor;
 
-use super::Aligner;
+use super::{AlignSpec, Aligner, BuildAligner};
 
 /// `sum_ij w_i w_j (cos(p_i, p_j) - cos(mu_i, mu_j))^2`; its pair mean in the warm-up.
 #[derive(Debug, Clone, Copy)]
@@ -17,5 +17,11 @@ impl Aligner for Structural {
         } else {
             similarity::structural(target, mu, weights)
         }
+    }
+}
+
+impl BuildAligner for Structural {
+    fn build(_: &AlignSpec<'_>) -> Self {
+        Structural
     }
 }

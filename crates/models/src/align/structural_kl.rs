@@ -4,7 +4,7 @@
 use crossomics_losses::similarity;
 use tch::Tensor;
 
-use super::Aligner;
+use super::{AlignSpec, Aligner, BuildAligner};
 
 /// KL of the row-softmax (at `temperature`) similarity distributions, weighted per cell
 /// outside the warm-up.
@@ -27,5 +27,11 @@ impl Aligner for StructuralKl {
             self.temperature,
             if mean { None } else { weights },
         )
+    }
+}
+
+impl BuildAligner for StructuralKl {
+    fn build(spec: &AlignSpec<'_>) -> Self {
+        Self::new(spec.temperature)
     }
 }

@@ -114,10 +114,11 @@ impl Translator for KnnRegression {
     ) -> Result<TrainHistory> {
         data.check()?;
         if self.config.ks.is_empty() || self.config.ks.contains(&0) {
-            return Err(ModelError::Parameter {
-                name: "model.ks",
-                reason: format!("{:?}: need at least one k >= 1", self.config.ks),
-            });
+            return Err(ParamError::new(
+                "ks",
+                format!("{:?}: need at least one k >= 1", self.config.ks),
+            )
+            .into());
         }
         if cells.train.is_empty() {
             return Err(ModelError::Input(

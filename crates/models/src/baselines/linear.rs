@@ -153,10 +153,11 @@ impl LinearMap {
             )));
         }
         if alphas.is_empty() || alphas.iter().any(|a| !(*a > 0.0 && a.is_finite())) {
-            return Err(ModelError::Parameter {
-                name: "model.alphas",
-                reason: format!("{alphas:?}: need at least one positive penalty"),
-            });
+            return Err(crate::ParamError::new(
+                "alphas",
+                format!("{alphas:?}: need at least one positive penalty"),
+            )
+            .into());
         }
         let stats = ridge_stats(x, y, cells);
         alphas.iter().map(|&a| Self::solve(&stats, a)).collect()

@@ -105,10 +105,10 @@ impl ModelSpec for RidgeConfig {
         if self.alphas.is_empty() {
             return Err(ParamError::new("alphas", "no penalty to try"));
         }
-        if let Some(a) = self.alphas.iter().find(|a| !(a.is_finite() && **a >= 0.0)) {
+        if let Some(a) = self.alphas.iter().find(|a| !(a.is_finite() && **a > 0.0)) {
             return Err(ParamError::new(
                 "alphas",
-                format!("{a} is not a non-negative number"),
+                format!("{a} is not a positive number"),
             ));
         }
         Ok(())

@@ -15,7 +15,7 @@ use tch::{Device, Tensor, nn};
 use super::{Architecture, RnaInput, SailerxConfig, SailerxInput};
 use crate::align::{AlignSpec, Aligner};
 use crate::error::{ModelError, Result};
-use crate::spec::ModelSpec;
+use crate::spec::{ModelSpec, ParamError};
 use crate::tensor;
 use crate::translate::save_var_store;
 
@@ -89,16 +89,16 @@ impl Sailerx {
         device: Device,
     ) -> Result<Self> {
         if !config.symmetric {
-            return Err(ModelError::Parameter {
-                name: "model.symmetric",
-                reason: "false, but an RNA VAE was asked for".into(),
-            });
+            return Err(ModelError::from(ParamError::new(
+                "symmetric",
+                "false, but an RNA VAE was asked for",
+            )));
         }
         if n_genes == 0 {
-            return Err(ModelError::Parameter {
-                name: "model.symmetric",
-                reason: "the RNA VAE needs at least one gene".into(),
-            });
+            return Err(ModelError::from(ParamError::new(
+                "symmetric",
+                "the RNA VAE needs at least one gene",
+            )));
         }
         let mut model = Self::build(config, groups, n_covariates, 0, device)?;
         let root = model.vs.root();
@@ -117,10 +117,7 @@ impl Sailerx {
             &model.config.decoder,
             &head,
         )
-        .map_err(|e| ModelError::Parameter {
-            name: "model.decoder",
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| ModelError::from(ParamError::new("decoder", e.to_string())))?;
         model.rna = Some(RnaVae {
             encoder: GaussianEncoder::new(
                 &(&root / "rna_encoder"),
@@ -145,11 +142,10 @@ impl Sailerx {
         device: Device,
     ) -> Result<Self> {
         if config.symmetric {
-            return Err(ModelError::Parameter {
-                name: "model.symmetric",
-                reason: "true: build the model with `Sailerx::symmetric` (it needs the genes)"
-                    .into(),
-            });
+            return Err(ModelError::from(ParamError::new(
+                "symmetric",
+                "true: build the model with `Sailerx::symmetric` (it needs the genes)",
+            )));
         }
         Self::build(config, groups, n_covariates, n_pcs, device)
     }
@@ -165,9 +161,8 @@ impl Sailerx {
         let n_peaks = groups.n_peaks() as i64;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let module_error = |e: crossomics_encoders::EncoderError| ModelError::Parameter {
-            name: "model.chrom_split",
-            reason: e.to_string(),
+        let module_error = |e: crossomics_encoders::EncoderError| {
+            ModelError::from(ParamError::new("chrom_split", e.to_string()))
         };
         let (encoder, decoder): (AtacEncoder, Box<dyn Decoder>) = match config.architecture {
             Architecture::Mlp => (
@@ -312,7 +307,7 @@ impl Sailerx {
     /// The RNA input the symmetric variant needs.
     pub(super) fn rna_input<'a>(&self, input: &SailerxInput<'a>) -> Result<RnaInput<'a>> {
         input.rna.ok_or_else(|| {
-            ModelError::Input("model.symmetric needs the RNA values and counts".into())
+            ModelError::Input("the symmetric variant needs the RNA values and counts".into())
         })
     }
 

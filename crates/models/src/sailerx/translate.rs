@@ -37,10 +37,10 @@ impl SailerxTranslator {
     /// Wraps a SAILERX model built for the data (not the symmetric variant).
     pub fn new(model: Sailerx) -> Result<Self> {
         if model.config().symmetric {
-            return Err(ModelError::Parameter {
-                name: "model.symmetric",
-                reason: "translation through SAILERX uses the ATAC VAE of the paper; set symmetric = false".into(),
-            });
+            return Err(ModelError::from(crate::ParamError::new(
+                "symmetric",
+                "translation through SAILERX uses the ATAC VAE of the paper; set symmetric = false",
+            )));
         }
         Ok(Self {
             model,

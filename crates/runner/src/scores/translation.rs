@@ -11,12 +11,13 @@ use crossomics_metrics::prediction;
 use crossomics_models::Direction;
 use ndarray::ArrayView2;
 
-/// Named values of a prediction of `direction` against the truth (test cells x target
-/// features); none for a direction the metric does not score.
+/// Named values of a prediction against the truth (test cells x target features), for
+/// the direction the metric scores.
 pub trait PredictionMetric: Sync {
+    /// The direction whose predictions the metric scores.
+    fn direction(&self) -> Direction;
     fn score(
         &self,
-        direction: Direction,
         truth: ArrayView2<'_, f32>,
         predicted: ArrayView2<'_, f32>,
     ) -> Result<Vec<(String, f64)>>;
@@ -25,7 +26,7 @@ pub trait PredictionMetric: Sync {
 /// The translation task's metric set.
 pub const METRICS: &[&dyn PredictionMetric] = &[&AtacRanking, &Calibration, &RnaCorrelation];
 
-/// Every metric of `metrics`, in order.
+/// Every metric of `metrics` that scores `direction`, in order.
 pub fn score_all(
     metrics: &[&dyn PredictionMetric],
     direction: Direction,
@@ -33,8 +34,8 @@ pub fn score_all(
     predicted: ArrayView2<'_, f32>,
 ) -> Result<Vec<(String, f64)>> {
     let mut out = Vec::new();
-    for m in metrics {
-        out.extend(m.score(direction, truth, predicted)?);
+    for m in metrics.iter().filter(|m| m.direction() == direction) {
+        out.extend(m.score(truth, predicted)?);
     }
     Ok(out)
 }
@@ -44,15 +45,15 @@ pub fn score_all(
 pub struct AtacRanking;
 
 impl PredictionMetric for AtacRanking {
+    fn direction(&self) -> Direction {
+        Direction::RnaToAtac
+    }
+
     fn score(
         &self,
-        d: Direction,
         truth: ArrayView2<'_, f32>,
         p: ArrayView2<'_, f32>,
     ) -> Result<Vec<(String, f64)>> {
-        if d != Direction::RnaToAtac {
-            return Ok(Vec::new());
-        }
         let r = prediction::atac_report(truth, p)?;
         Ok(vec![
             ("auroc".to_string(), r.auroc[0].value),
@@ -71,15 +72,15 @@ impl PredictionMetric for AtacRanking {
 pub struct Calibration;
 
 impl PredictionMetric for Calibration {
+    fn direction(&self) -> Direction {
+        Direction::RnaToAtac
+    }
+
     fn score(
         &self,
-        d: Direction,
         truth: ArrayView2<'_, f32>,
         p: ArrayView2<'_, f32>,
     ) -> Result<Vec<(String, f64)>> {
-        if d != Direction::RnaToAtac {
-            return Ok(Vec::new());
-        }
         Ok(vec![(
             "calibration_error".into(),
             prediction::calibration(truth, p, 10)?.ece,
@@ -92,15 +93,15 @@ impl PredictionMetric for Calibration {
 pub struct RnaCorrelation;
 
 impl PredictionMetric for RnaCorrelation {
+    fn direction(&self) -> Direction {
+        Direction::AtacToRna
+    }
+
     fn score(
         &self,
-        d: Direction,
         truth: ArrayView2<'_, f32>,
         p: ArrayView2<'_, f32>,
     ) -> Result<Vec<(String, f64)>> {
-        if d != Direction::AtacToRna {
-            return Ok(Vec::new());
-        }
         let r = prediction::rna_report(truth, p)?;
         Ok(vec![
             ("pearson".to_string(), r.pearson[0].value),
