@@ -99,6 +99,38 @@ pub fn csv(rows: &[Row]) -> String {
     out
 }
 
+/// Every run's own row, one per seed, beside an aggregated table (`runs.csv`): method,
+/// role (`model` or `input`), variant, dataset, seed, cells, then every metric at full
+/// precision (empty where a row lacks it), so that a table can be checked seed by seed.
+pub fn runs_csv(rows: &[Row]) -> String {
+    let names = metric_names(rows);
+    let mut out = format!(
+        "method,role,variant,dataset,seed,cells,{}\n",
+        names.join(",")
+    );
+    for r in rows {
+        let vals: Vec<String> = names
+            .iter()
+            .map(|n| value(r, n).map_or_else(String::new, |v| v.to_string()))
+            .collect();
+        let role = match r.role {
+            Role::Model => "model",
+            Role::Input => "input",
+        };
+        let _ = writeln!(
+            out,
+            "{},{role},{},{},{},{},{}",
+            csv_field(&r.method),
+            csv_field(&r.variant),
+            csv_field(&r.dataset),
+            r.seed,
+            r.cells,
+            vals.join(",")
+        );
+    }
+    out
+}
+
 /// Whether a larger value of the metric is better (errors and FOSCTTM are not).
 pub fn higher_is_better(metric: &str) -> bool {
     !["rmse", "mae", "foscttm", "loss", "calibration_error"]
@@ -394,6 +426,36 @@ mod tests {
         assert_eq!(csv.lines().next().unwrap(), "method,dataset,seed,cells,x,y");
         assert!(csv.contains("\"a,b\",d,1,10,0.5,1\n"));
         assert!(csv.contains("c,d,1,10,,0.25\n"));
+    }
+
+    #[test]
+    fn runs_csv_keeps_every_seed_with_its_role_and_variant() {
+        let mut rows = rows();
+        rows.push(Row {
+            role: Role::Input,
+            method: "rna_pca (input)".into(),
+            variant: "latent_dim=8,lr=0.1".into(),
+            dataset: "d".into(),
+            seed: 2,
+            cells: 10,
+            metrics: vec![("x".into(), 1.0 / 3.0)],
+        });
+        let text = runs_csv(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "method,role,variant,dataset,seed,cells,x,y");
+        assert_eq!(lines[1], "\"a,b\",model,,d,1,10,0.5,1");
+        assert_eq!(lines[2], "c,model,,d,1,10,,0.25");
+        // full precision: the value reads back exactly
+        assert_eq!(
+            lines[3],
+            format!(
+                "rna_pca (input),input,\"latent_dim=8,lr=0.1\",d,2,10,{},",
+                1.0f64 / 3.0
+            )
+        );
+        let back: f64 = lines[3].split(',').nth(7).unwrap().parse().unwrap();
+        assert_eq!(back, 1.0 / 3.0);
+        assert_eq!(lines.len(), 4, "one line per run");
     }
 
     #[test]

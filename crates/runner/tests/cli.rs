@@ -268,6 +268,24 @@ fn sweeps_expand_and_the_table_aggregates_seeds() {
         "{table}"
     );
     assert!(table.contains(" ± "), "{table}");
+    // every seed's own row beside the table: 4 runs, each a model row and 3 input rows
+    let runs = std::fs::read_to_string(tmp.path().join("out/sw/runs.csv")).unwrap();
+    let lines: Vec<&str> = runs.lines().collect();
+    assert!(lines[0].starts_with("method,role,variant,dataset,seed,cells,"));
+    assert_eq!(lines.len(), 1 + 4 * 4, "{runs}");
+    for (variant, seed) in [
+        ("latent_dim=4", 0),
+        ("latent_dim=4", 1),
+        ("latent_dim=8", 0),
+        ("latent_dim=8", 1),
+    ] {
+        let prefix = format!("sailerx,model,{variant},bmmc_multiome_starter,{seed},");
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with(&prefix)).count(),
+            1,
+            "{prefix}: {runs}"
+        );
+    }
     let png = std::fs::read(tmp.path().join("out/sw/table.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "table.png is a PNG");
     // `table` rebuilds the same file from the run folders

@@ -21,7 +21,8 @@ impl TableArgs {
     }
 }
 
-/// Aggregates `dir/*/metrics.json` into `dir/table.{md,csv,parquet}` and prints it.
+/// Aggregates `dir/*/metrics.json` into `dir/table.{md,csv,parquet}` (and the per-seed
+/// rows into `dir/runs.csv`) and prints it.
 pub(super) fn print_table(dir: &Path) -> Result<()> {
     let mut rows: Vec<table::Row> = Vec::new();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -41,6 +42,8 @@ pub(super) fn print_table(dir: &Path) -> Result<()> {
     if rows.is_empty() {
         anyhow::bail!("{} holds no finished runs", dir.display());
     }
+    // the per-seed rows the table aggregates, kept beside it
+    rundir::write_atomic(&dir.join("runs.csv"), table::runs_csv(&rows).as_bytes())?;
     let aggs = table::aggregate(&rows);
     let md = table::aggregate_markdown(&aggs);
     rundir::write_atomic(&dir.join("table.md"), md.as_bytes())?;
