@@ -184,6 +184,9 @@ impl DatasetConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct PreprocessConfig {
     pub steps: Vec<Step>,
+    /// Fit every step on all cells, held-out ones included, instead of the training cells
+    /// only (the default). Tables name such runs `[transductive]`.
+    pub transductive: bool,
 }
 
 impl Default for PreprocessConfig {
@@ -205,6 +208,7 @@ impl Default for PreprocessConfig {
                 Step::RnaPca { n_components: 50 },
                 Step::BinarizeAtac,
             ],
+            transductive: false,
         }
     }
 }
@@ -291,15 +295,32 @@ pub enum Step {
         #[serde(default = "tfidf_scale")]
         scale: f64,
     },
-    /// LSI of the peaks: TF-IDF (fitted IDF) then PCA; the first component, which tracks
-    /// depth, is dropped unless `drop_first = false`. The ATAC baseline.
+    /// LSI of the peaks: TF-IDF (fitted IDF, the form `tfidf`) then a truncated SVD
+    /// without centering; the first component, which tracks depth, is dropped unless
+    /// `drop_first = false`. The ATAC baseline and the ridge / kNN translators' input.
     AtacLsi {
         n_components: usize,
+        #[serde(default)]
+        tfidf: LsiTfidf,
+        /// the Signac form's scale factor
         #[serde(default = "tfidf_scale")]
         scale: f64,
         #[serde(default = "yes")]
         drop_first: bool,
     },
+}
+
+/// The TF-IDF that an LSI decomposes (`n_i` the cell's total, `N` the fitted cells,
+/// `c_j` the peak's count over them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LsiTfidf {
+    /// muon's `atac.pp.tfidf` defaults (`log_tf`, `log_idf`):
+    /// `log1p(x_ij / n_i) * log1p(N / c_j)`
+    #[default]
+    Muon,
+    /// Signac's `RunTFIDF` method 1: `log1p(x_ij / n_i * N / c_j * scale)`
+    Signac,
 }
 
 #[cfg(test)]
@@ -335,6 +356,7 @@ mod tests {
                 },
                 Step::AtacLsi {
                     n_components: 20,
+                    tfidf: LsiTfidf::Muon,
                     scale: 1e4,
                     drop_first: true
                 }

@@ -70,10 +70,17 @@ pub enum FittedStep {
     },
     AtacLsi {
         idf: Vec<f64>,
+        /// files written before the form was a choice used Signac's
+        #[serde(default = "signac")]
+        tfidf: crate::config::LsiTfidf,
         scale: f64,
         projection: Projection,
         drop_first: bool,
     },
+}
+
+fn signac() -> crate::config::LsiTfidf {
+    crate::config::LsiTfidf::Signac
 }
 
 /// A fitted linear projection: `(x - mean) . components^T`.
@@ -290,15 +297,17 @@ fn fit_step(step: &Step, t: &Transformed, seed: u64) -> Result<FittedStep> {
         },
         Step::AtacLsi {
             n_components,
+            tfidf: form,
             scale,
             drop_first,
         } => {
             let idf = preprocess::peak_idf(&t.atac);
-            let tfidf = preprocess::tfidf_with_idf(&t.atac, &idf, *scale);
+            let tfidf = preprocess::lsi_tfidf(&t.atac, &idf, *form, *scale);
             let k = components(n_components + usize::from(*drop_first), t, tfidf.ncols());
-            let fit = pca::fit(preprocess::to_dense(&tfidf).view(), k, seed)?;
+            let fit = pca::fit_uncentered(preprocess::to_dense(&tfidf).view(), k, seed)?;
             FittedStep::AtacLsi {
                 idf,
+                tfidf: *form,
                 scale: *scale,
                 projection: Projection::from_pca(&fit),
                 drop_first: *drop_first,
@@ -405,13 +414,14 @@ fn apply_step(step: &FittedStep, t: &mut Transformed) -> Result<()> {
         }
         FittedStep::AtacLsi {
             idf,
+            tfidf,
             scale,
             projection,
             drop_first,
         } => {
             check_idf(idf, t.atac.ncols(), name)?;
             projection.check(t.atac.ncols(), name)?;
-            let scores = projection.apply(&preprocess::tfidf_with_idf(&t.atac, idf, *scale));
+            let scores = projection.apply(&preprocess::lsi_tfidf(&t.atac, idf, *tfidf, *scale));
             let first = usize::from(*drop_first && scores.ncols() > 1);
             t.atac_lsi = Some(scores.slice(s![.., first..]).to_owned());
         }
@@ -542,18 +552,28 @@ impl FittedPreprocessing {
     ) -> Result<Transformed> {
         // the same rules as a translation's upload (`transfer::match_genes`): name, name
         // ignoring case, then the name without an Ensembl version
-        let gene_map = crate::transfer::match_genes(&self.input_genes, &data.genes, None);
-        let peaks: HashMap<String, usize> = data
-            .peaks
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.to_string(), i))
-            .collect();
-        let peak_map: Vec<Option<usize>> = self
-            .input_peaks
-            .iter()
-            .map(|p| peaks.get(p).copied())
-            .collect();
+        // data with the training features themselves (e.g. the held-out cells of the
+        // dataset the steps were fitted on) keep their columns as they are, duplicate
+        // names included
+        let gene_map: Vec<Option<usize>> = if data.genes == self.input_genes {
+            (0..data.genes.len()).map(Some).collect()
+        } else {
+            crate::transfer::match_genes(&self.input_genes, &data.genes, None)
+        };
+        let data_peaks: Vec<String> = data.peaks.iter().map(Peak::to_string).collect();
+        let peak_map: Vec<Option<usize>> = if data_peaks == self.input_peaks {
+            (0..data_peaks.len()).map(Some).collect()
+        } else {
+            let peaks: HashMap<&str, usize> = data_peaks
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.as_str(), i))
+                .collect();
+            self.input_peaks
+                .iter()
+                .map(|p| peaks.get(p.as_str()).copied())
+                .collect()
+        };
         let input_peaks = self
             .input_peaks
             .iter()
@@ -712,11 +732,13 @@ mod tests {
                 Step::BinarizeAtac,
                 Step::AtacLsi {
                     n_components: 8,
+                    tfidf: crate::config::LsiTfidf::Muon,
                     scale: 1e4,
                     drop_first: true,
                 },
                 Step::TfidfAtac { scale: 1e4 },
             ],
+            transductive: false,
         }
     }
 
@@ -840,10 +862,16 @@ mod tests {
         // the last step left TF-IDF values as the ATAC input
         let binary = preprocess::binarize(&t.dataset.atac);
         assert_eq!(t.atac, preprocess::tfidf(&binary, 1e4));
-        // LSI = PCA of TF-IDF without its first component
-        let tfidf = preprocess::to_dense(&preprocess::tfidf(&binary, 1e4));
-        let pca = pca::fit(tfidf.view(), 9, 3).unwrap();
-        let lsi = pca.scores.slice(s![.., 1..]).to_owned();
+        // LSI = truncated SVD (not centred) of muon's TF-IDF without its first component
+        let idf = preprocess::peak_idf(&binary);
+        let tfidf = preprocess::to_dense(&preprocess::lsi_tfidf(
+            &binary,
+            &idf,
+            crate::config::LsiTfidf::Muon,
+            1e4,
+        ));
+        let svd = pca::fit_uncentered(tfidf.view(), 9, 3).unwrap();
+        let lsi = svd.scores.slice(s![.., 1..]).to_owned();
         assert!(max_abs_diff(&lsi, t.atac_lsi.as_ref().unwrap()) < 1e-3);
     }
 

@@ -32,6 +32,17 @@ impl Pca {
 /// Fits `n_components` principal components of the rows of `x` (centered, not scaled).
 /// Signs are fixed so that each component's largest-magnitude loading is positive.
 pub fn fit(x: ArrayView2<f32>, n_components: usize, seed: u64) -> Result<Pca> {
+    fit_with(x, n_components, seed, true)
+}
+
+/// A truncated SVD of `x` itself, not centered (scikit-learn's `TruncatedSVD`, the LSI
+/// of the peaks): the same result with `mean` zero, `scores` = `x . V` (= `U S`).
+/// `explained_variance` is then each component's mean square (over `n - 1`).
+pub fn fit_uncentered(x: ArrayView2<f32>, n_components: usize, seed: u64) -> Result<Pca> {
+    fit_with(x, n_components, seed, false)
+}
+
+fn fit_with(x: ArrayView2<f32>, n_components: usize, seed: u64, center: bool) -> Result<Pca> {
     let (n, p) = x.dim();
     if n < 2 || p == 0 {
         return Err(DataError::Empty {
@@ -52,10 +63,13 @@ pub fn fit(x: ArrayView2<f32>, n_components: usize, seed: u64) -> Result<Pca> {
             format!("value {v} at row {r}, column {c}"),
         ));
     }
-    let mean: Array1<f64> = x
-        .mapv(f64::from)
-        .mean_axis(ndarray::Axis(0))
-        .expect("n >= 2");
+    let mean: Array1<f64> = if center {
+        x.mapv(f64::from)
+            .mean_axis(ndarray::Axis(0))
+            .expect("n >= 2")
+    } else {
+        Array1::zeros(p)
+    };
     let xc = DMatrix::<f64>::from_fn(n, p, |i, j| f64::from(x[[i, j]]) - mean[j]);
 
     let l = (n_components + 10).min(max_k);
@@ -146,6 +160,34 @@ mod tests {
         }
         // deterministic given the seed
         assert_eq!(fit(x.view(), 5, 7).unwrap().scores, pca.scores);
+    }
+
+    #[test]
+    fn uncentered_matches_the_exact_svd_of_the_data_itself() {
+        // shifted away from the origin, so that centering would change the answer
+        let x = low_rank(50, 30, 3).mapv(|v| v + 2.0);
+        let svd = fit_uncentered(x.view(), 4, 5).unwrap();
+        assert!(svd.mean.iter().all(|&m| m == 0.0));
+        let exact = DMatrix::<f64>::from_fn(50, 30, |i, j| f64::from(x[[i, j]])).svd(true, true);
+        let mut order: Vec<usize> = (0..exact.singular_values.len()).collect();
+        order.sort_by(|&a, &b| exact.singular_values[b].total_cmp(&exact.singular_values[a]));
+        let v_t = exact.v_t.unwrap();
+        for (k, &idx) in order.iter().take(4).enumerate() {
+            // the same direction up to sign, and the scores are x . v
+            let dot: f64 = (0..30)
+                .map(|j| f64::from(svd.components[[k, j]]) * v_t[(idx, j)])
+                .sum();
+            assert!((dot.abs() - 1.0).abs() < 1e-4, "component {k}: |cos| {dot}");
+            let s = exact.singular_values[idx];
+            let norm: f64 = svd
+                .scores
+                .column(k)
+                .iter()
+                .map(|&v| f64::from(v).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!((norm - s).abs() < 1e-3 * s, "{norm} vs singular value {s}");
+        }
     }
 
     #[test]

@@ -204,6 +204,32 @@ pub fn tfidf_with_idf(binary: &CsrMatrix<f32>, idf: &[f64], scale: f64) -> CsrMa
     out
 }
 
+/// The TF-IDF of an LSI in the form `form`, with given (fitted) IDF weights `N / c_j`
+/// ([`peak_idf`]); `scale` is the Signac form's scale factor.
+pub fn lsi_tfidf(
+    m: &CsrMatrix<f32>,
+    idf: &[f64],
+    form: crate::config::LsiTfidf,
+    scale: f64,
+) -> CsrMatrix<f32> {
+    match form {
+        crate::config::LsiTfidf::Signac => tfidf_with_idf(m, idf, scale),
+        crate::config::LsiTfidf::Muon => {
+            let per_cell = library_sizes(m);
+            let log_idf: Vec<f64> = idf.iter().map(|v| v.ln_1p()).collect();
+            let mut out = m.clone();
+            for (i, mut row) in out.row_iter_mut().enumerate() {
+                let (cols, vals) = row.cols_and_values_mut();
+                for (c, v) in cols.iter().zip(vals) {
+                    let tf = f64::from(*v) / per_cell[i].max(1.0);
+                    *v = (tf.ln_1p() * log_idf[*c]) as f32;
+                }
+            }
+            out
+        }
+    }
+}
+
 /// Selected rows as a dense row-major array (the layout tch takes).
 pub fn dense_rows(m: &CsrMatrix<f32>, rows: &[usize]) -> Array2<f32> {
     let mut out = Array2::<f32>::zeros((rows.len(), m.ncols()));
@@ -289,6 +315,23 @@ mod tests {
             epsilon = 1e-5
         );
         assert_eq!(t[[2, 0]], 0.0);
+    }
+
+    #[test]
+    fn muon_tfidf_matches_the_formula() {
+        let m = binarize(&example());
+        let idf = peak_idf(&m);
+        let t = to_dense(&lsi_tfidf(&m, &idf, crate::config::LsiTfidf::Muon, 1e4));
+        // cell 0 has peaks 0,1 open; peak 1 is open in 2 of 3 cells, peak 0 in 1
+        let want = |tf: f64, idf: f64| (tf.ln_1p() * idf.ln_1p()) as f32;
+        assert_relative_eq!(t[[0, 1]], want(0.5, 1.5), epsilon = 1e-6);
+        assert_relative_eq!(t[[0, 0]], want(0.5, 3.0), epsilon = 1e-6);
+        assert_eq!(t[[2, 0]], 0.0);
+        // the Signac form is `tfidf`
+        assert_eq!(
+            lsi_tfidf(&m, &idf, crate::config::LsiTfidf::Signac, 1e4),
+            tfidf(&m, 1e4)
+        );
     }
 
     #[test]

@@ -98,27 +98,39 @@ pub fn structural_mse(p: &Tensor, z: &Tensor) -> Tensor {
 /// `w_i = log((rna_i / max rna) / (atac_i / max atac))`, shifted to min 0 and scaled to
 /// max 1. Cells with zero depth in either modality, and the all-equal case, get weight 1.
 pub fn sailerx_cell_weights(rna_depth: &[f64], atac_depth: &[f64]) -> Vec<f64> {
+    let all: Vec<usize> = (0..rna_depth.len()).collect();
+    sailerx_cell_weights_fitted(rna_depth, atac_depth, &all)
+}
+
+/// [`sailerx_cell_weights`] with the maxima and the min-max range learnt on the
+/// `reference` cells only (the training cells, so that held-out cells do not shape the
+/// weights); other cells' weights are clipped to `[0, 1]`.
+pub fn sailerx_cell_weights_fitted(
+    rna_depth: &[f64],
+    atac_depth: &[f64],
+    reference: &[usize],
+) -> Vec<f64> {
     assert_eq!(
         rna_depth.len(),
         atac_depth.len(),
         "one depth per cell in each modality"
     );
-    let max_r = rna_depth.iter().copied().fold(0.0, f64::max);
-    let max_a = atac_depth.iter().copied().fold(0.0, f64::max);
+    let max_r = reference.iter().map(|&i| rna_depth[i]).fold(0.0, f64::max);
+    let max_a = reference.iter().map(|&i| atac_depth[i]).fold(0.0, f64::max);
     let raw: Vec<Option<f64>> = rna_depth
         .iter()
         .zip(atac_depth)
-        .map(|(&r, &a)| (r > 0.0 && a > 0.0).then(|| ((r / max_r) / (a / max_a)).ln()))
+        .map(|(&r, &a)| {
+            (r > 0.0 && a > 0.0 && max_r > 0.0 && max_a > 0.0)
+                .then(|| ((r / max_r) / (a / max_a)).ln())
+        })
         .collect();
-    let lo = raw.iter().flatten().copied().fold(f64::INFINITY, f64::min);
-    let hi = raw
-        .iter()
-        .flatten()
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max);
+    let fitted = reference.iter().filter_map(|&i| raw[i]);
+    let lo = fitted.clone().fold(f64::INFINITY, f64::min);
+    let hi = fitted.fold(f64::NEG_INFINITY, f64::max);
     raw.iter()
         .map(|w| match w {
-            Some(w) if hi > lo => (w - lo) / (hi - lo),
+            Some(w) if hi > lo => ((w - lo) / (hi - lo)).clamp(0.0, 1.0),
             _ => 1.0,
         })
         .collect()
@@ -216,6 +228,29 @@ mod tests {
         assert_eq!(
             sailerx_cell_weights(&[0.0, 5.0, 6.0], &[2.0, 2.0, 2.0])[0],
             1.0
+        );
+    }
+
+    #[test]
+    fn fitted_weights_learn_their_range_on_the_reference_cells_only() {
+        // ratios 100, 200, 400, 800 (x ATAC 10); reference = the first two cells
+        let rna = [100.0, 200.0, 400.0, 50.0];
+        let atac = [10.0; 4];
+        let w = sailerx_cell_weights_fitted(&rna, &atac, &[0, 1]);
+        // the reference spans 0..1; the others are clipped, not rescaled
+        assert_eq!(w, vec![0.0, 1.0, 1.0, 0.0]);
+        // the same as the plain weights when every cell is the reference
+        let all = [0, 1, 2, 3];
+        assert_eq!(
+            sailerx_cell_weights_fitted(&rna, &atac, &all),
+            sailerx_cell_weights(&rna, &atac)
+        );
+        // a held-out cell's depth does not change the reference cells' weights
+        let mut other = rna;
+        other[2] = 1e6;
+        assert_eq!(
+            sailerx_cell_weights_fitted(&other, &atac, &[0, 1])[..2],
+            w[..2]
         );
     }
 

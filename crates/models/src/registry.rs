@@ -48,6 +48,13 @@ macro_rules! models {
                 }
             }
 
+            /// Whether the kind is a baseline ([`ModelSpec::BASELINE`]).
+            pub fn is_baseline(&self) -> bool {
+                match self {
+                    $(Self::$variant(_) => <$config as ModelSpec>::BASELINE,)+
+                }
+            }
+
             /// The model's own check of its parameters.
             pub fn checked(&self) -> Result<Checked<Self>, ParamError> {
                 match self {

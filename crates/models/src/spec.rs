@@ -88,6 +88,9 @@ pub trait ModelSpec:
     const INTEGRATES: bool = false;
     /// Whether the model predicts one modality from the other (`task = "translation"`).
     const TRANSLATES: bool = false;
+    /// Whether the model is a trivial or classical baseline (per-feature mean, ridge,
+    /// kNN regression) that tables compare the other models against.
+    const BASELINE: bool = false;
 
     /// Checks the parameters on their own (no data needed); errors name the key.
     fn check(&self) -> Result<(), ParamError>;

@@ -132,6 +132,16 @@ impl ExperimentConfig {
         self.task == Task::Translation || !self.model.integrates()
     }
 
+    /// A table row's method name: `method`, marked `[transductive]` when the
+    /// preprocessing was fitted on every cell.
+    pub fn label(&self, method: &str) -> String {
+        if self.preprocessing.transductive {
+            format!("{method} [transductive]")
+        } else {
+            method.to_string()
+        }
+    }
+
     /// Every check that needs no data: the model's own ([`crossomics_models::ModelSpec`]),
     /// training, the task against the model's families, hybrid mode, the genome build.
     /// Errors name the key path. Run by [`parse`] and [`load`], so that `crossomics

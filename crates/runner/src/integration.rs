@@ -13,7 +13,7 @@ use crossomics_models::{BuildContext, EpochRecord, FitCells, Integrator, Shapes,
 use ndarray::{Array2, ArrayView2};
 
 use crate::config::ExperimentConfig;
-use crate::pipeline::{Prepared, make_split};
+use crate::pipeline::Prepared;
 use crate::scores::Role;
 use crate::scores::integration::{self as metrics, EmbeddingView};
 use crate::table::Row;
@@ -64,7 +64,7 @@ pub fn integrate(
     build: impl FnOnce(&BuildContext<'_>) -> Result<Box<dyn Integrator>>,
 ) -> Result<Outcome> {
     let n = prep.dataset.n_cells();
-    let split = make_split(cfg, prep)?;
+    let split = prep.split.clone();
     let device = cfg.training.device.resolve()?;
     tch::manual_seed(cfg.seed as i64);
     let peak_chroms = prep.peak_chroms();
@@ -193,7 +193,7 @@ pub fn score(
         seed: cfg.seed,
     };
     Ok(Row {
-        method: method.to_string(),
+        method: cfg.label(method),
         role,
         variant: String::new(),
         dataset: prep.dataset.name.clone(),
@@ -301,7 +301,7 @@ mod tests {
         };
         let cfg = write("[hybrid]\nunpaired_fraction = 0.5\n");
         let prep = crate::pipeline::prepare(&cfg, dir.path()).unwrap();
-        let split = make_split(&cfg, &prep).unwrap();
+        let split = prep.split.clone();
         let h = hybrid_cells(&cfg, &split).unwrap().unwrap();
         // a partition of the training cells, half each, the same for the same seed
         let mut all: Vec<usize> = h.paired.iter().chain(&h.atac_only).copied().collect();

@@ -6,9 +6,10 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use crossomics_data::config::{LsiTfidf, PreprocessConfig, Step};
 use crossomics_data::fitted::FittedPreprocessing;
-use crossomics_data::{Csr, PairedDataset, pca, preprocess, split};
-use crossomics_losses::similarity::sailerx_cell_weights;
+use crossomics_data::{Csr, PairedDataset, preprocess, split};
+use crossomics_losses::similarity::sailerx_cell_weights_fitted;
 use crossomics_metrics::clustering;
 use crossomics_models::{CellData, Shapes};
 use ndarray::Array2;
@@ -29,8 +30,8 @@ pub struct Prepared {
     /// and the batch one-hot when configured
     pub rna_covariates: Array2<f32>,
     pub rna_pca: Array2<f32>,
-    /// the `atac_lsi` step's scores, else an LSI of the peaks when the model reads it or
-    /// the inputs are scored as integration baselines ([`atac_lsi`])
+    /// the `atac_lsi` step's scores (one is added to the steps when the model reads it or
+    /// the inputs are scored as integration baselines, [`steps`])
     pub atac_lsi: Option<Array2<f32>>,
     /// the ATAC decoder's confounders (standardized log ATAC depth, batch one-hot)
     pub covariates: Array2<f32>,
@@ -45,6 +46,9 @@ pub struct Prepared {
     pub labels: Option<Labels>,
     /// the cells' batches, when `evaluation.batch_column` names a column
     pub batches: Option<Labels>,
+    /// the configured split of the prepared cells; the fitted steps saw `train` only
+    /// (every cell with `preprocessing.transductive`)
+    pub split: split::Split,
 }
 
 /// A categorical cell column as codes (`codes[i]` indexes `names`).
@@ -67,8 +71,8 @@ impl Labels {
     }
 }
 
-/// Preprocessing as the quickstart config describes it.
-pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
+/// The dataset of the config with its cell metadata joined, as read.
+fn load(cfg: &ExperimentConfig, base: &Path) -> Result<PairedDataset> {
     let mut loaded = cfg
         .dataset
         .load(base, &cfg.limits)
@@ -91,7 +95,47 @@ pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
         );
         loaded.cells = cells;
     }
-    let (fitted, t) = FittedPreprocessing::fit(&loaded, &cfg.preprocessing, cfg.seed)?;
+    Ok(loaded)
+}
+
+/// The preprocessing steps of the config, plus an ATAC LSI (as many components as the
+/// RNA PCA) when the model reads one or the inputs are scored as integration baselines
+/// and the steps lack one, so that it is fitted like every other step.
+pub fn steps(cfg: &ExperimentConfig) -> PreprocessConfig {
+    let mut pre = cfg.preprocessing.clone();
+    let needs = cfg.model.needs();
+    let baselines = !cfg.is_translation() && cfg.evaluation.input_baselines;
+    let has_lsi = pre.steps.iter().any(|s| matches!(s, Step::AtacLsi { .. }));
+    if (needs.atac_lsi || baselines) && !has_lsi {
+        pre.steps.push(Step::AtacLsi {
+            n_components: pre.rna_pca_components().unwrap_or(50),
+            tfidf: LsiTfidf::default(),
+            scale: 1e4,
+            drop_first: true,
+        });
+    }
+    pre
+}
+
+/// Files -> dataset -> the split -> preprocessing fitted on the training cells (on every
+/// cell with `preprocessing.transductive`) and applied to all -> the prepared inputs.
+pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
+    let loaded = load(cfg, base)?;
+    let steps = steps(cfg);
+    let transductive = cfg.preprocessing.transductive;
+    let split_loaded = split_cells(cfg, &loaded, &steps)?;
+    let (fitted, t) = if transductive {
+        FittedPreprocessing::fit(&loaded, &steps, cfg.seed)?
+    } else {
+        let train = loaded.subset_cells(&split_loaded.train);
+        let (fitted, _) = FittedPreprocessing::fit(&train, &steps, cfg.seed)
+            .context("fitting the preprocessing on the training cells")?;
+        drop(train);
+        let t = fitted
+            .apply(&loaded)
+            .context("applying the preprocessing fitted on the training cells")?;
+        (fitted, t)
+    };
     if t.cells.len() < 10 {
         bail!(
             "cell QC kept {} of {} cells; relax the cell_qc step",
@@ -99,6 +143,17 @@ pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
             loaded.n_cells()
         );
     }
+    let split = split_of_kept(&split_loaded, loaded.n_cells(), &t.cells);
+    if split.train.is_empty() {
+        bail!("cell QC kept none of the training cells; relax the cell_qc step");
+    }
+    drop(loaded);
+    // the cells every fitted quantity below is learnt on
+    let reference: Vec<usize> = if transductive {
+        (0..t.cells.len()).collect()
+    } else {
+        split.train.clone()
+    };
     let rna_pca = t
         .require_rna_pca()
         .context("the SAILERX alignment target")?
@@ -116,9 +171,10 @@ pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
         },
         &dataset,
         &rna_depth,
+        &reference,
     )?;
-    let covariates = covariates(&cfg.covariates, &dataset, &atac_depth)?;
-    let cell_weights = sailerx_cell_weights(&rna_depth, &atac_depth)
+    let covariates = covariates(&cfg.covariates, &dataset, &atac_depth, &reference)?;
+    let cell_weights = sailerx_cell_weights_fitted(&rna_depth, &atac_depth, &reference)
         .into_iter()
         .map(|w| w as f32)
         .collect();
@@ -136,7 +192,12 @@ pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
         .transpose()?;
     let target = target_sum(&fitted);
     let size_factors = target.map(|t| (t, size_factors(&dataset.rna, t)));
-    let mut prep = Prepared {
+    let gene_activity = if cfg.model.needs().gene_activity {
+        Some(gene_activity(&atac, &dataset.peaks, &dataset.genes, cfg)?)
+    } else {
+        None
+    };
+    Ok(Prepared {
         fitted,
         dataset,
         atac,
@@ -149,22 +210,9 @@ pub fn prepare(cfg: &ExperimentConfig, base: &Path) -> Result<Prepared> {
         labels,
         batches,
         size_factors,
-        gene_activity: None,
-    };
-    let needs = cfg.model.needs();
-    let baselines = !cfg.is_translation() && cfg.evaluation.input_baselines;
-    if prep.atac_lsi.is_none() && (needs.atac_lsi || baselines) {
-        prep.atac_lsi = Some(self::atac_lsi(&prep, cfg)?);
-    }
-    if needs.gene_activity {
-        prep.gene_activity = Some(gene_activity(
-            &prep.atac,
-            &prep.dataset.peaks,
-            &prep.dataset.genes,
-            cfg,
-        )?);
-    }
-    Ok(prep)
+        gene_activity,
+        split,
+    })
 }
 
 impl Prepared {
@@ -265,17 +313,24 @@ pub fn gene_activity(
 
 /// Standardized log depth and a batch one-hot, as configured (`log_atac_depth` switches
 /// the depth column on; `depth` is the ATAC depth, or the RNA depth for the RNA decoder).
+/// The depth's mean and standard deviation are those of the `reference` cells.
 fn covariates(
     cfg: &CovariateConfig,
     data: &PairedDataset,
     atac_depth: &[f64],
+    reference: &[usize],
 ) -> Result<Array2<f32>> {
     let mut columns: Vec<Vec<f32>> = Vec::new();
     if cfg.log_atac_depth {
         let logs: Vec<f64> = atac_depth.iter().map(|d| d.max(1.0).ln()).collect();
-        let n = logs.len() as f64;
-        let mean = logs.iter().sum::<f64>() / n;
-        let sd = (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let n = reference.len().max(1) as f64;
+        let mean = reference.iter().map(|&i| logs[i]).sum::<f64>() / n;
+        let sd = (reference
+            .iter()
+            .map(|&i| (logs[i] - mean).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt();
         let sd = if sd > 0.0 { sd } else { 1.0 };
         columns.push(logs.iter().map(|l| ((l - mean) / sd) as f32).collect());
     }
@@ -291,9 +346,17 @@ fn covariates(
     ))
 }
 
-/// The configured train / validation / test split of the prepared cells.
-pub fn make_split(cfg: &ExperimentConfig, prep: &Prepared) -> Result<split::Split> {
-    let n = prep.dataset.n_cells();
+/// The configured train / validation / test split of the dataset's cells (rows of
+/// `data`, before cell QC). The held-out-cluster split clusters an RNA PCA of its own,
+/// fitted on every cell with the configured steps: which cells count as out of
+/// distribution is part of the benchmark's definition; the model's preprocessing is still
+/// fitted on the training cells. Cells that this PCA's cell QC drops are in no part.
+pub fn split_cells(
+    cfg: &ExperimentConfig,
+    data: &PairedDataset,
+    steps: &PreprocessConfig,
+) -> Result<split::Split> {
+    let n = data.n_cells();
     Ok(match &cfg.split {
         split::SplitConfig::Random {
             val_fraction,
@@ -304,8 +367,7 @@ pub fn make_split(cfg: &ExperimentConfig, prep: &Prepared) -> Result<split::Spli
             test_values,
             val_fraction,
         } => {
-            let groups = prep
-                .dataset
+            let groups = data
                 .cells
                 .column(column)
                 .with_context(|| format!("split column `{column}` not found"))?;
@@ -317,36 +379,156 @@ pub fn make_split(cfg: &ExperimentConfig, prep: &Prepared) -> Result<split::Spli
             cluster_seed,
             val_fraction,
         } => {
-            let labels = clustering::kmeans(prep.rna_pca.view(), *n_clusters, *cluster_seed)
+            let (_, t) = FittedPreprocessing::fit(data, steps, *cluster_seed)
+                .context("the RNA PCA of the held-out cluster split")?;
+            let pca = t
+                .require_rna_pca()
+                .context("the held-out cluster split clusters the RNA PCA")?;
+            let labels = clustering::kmeans(pca.view(), *n_clusters, *cluster_seed)
                 .context("clustering the RNA PCA for the held-out cluster split")?;
-            split::held_out_clusters(
+            let kept = split::held_out_clusters(
                 &split::number_by_size(&labels),
                 test_clusters,
                 *val_fraction,
                 cfg.seed,
-            )?
+            )?;
+            let back = |part: &[usize]| part.iter().map(|&i| t.cells[i]).collect::<Vec<_>>();
+            let mut s = split::Split {
+                train: back(&kept.train),
+                val: back(&kept.val),
+                test: back(&kept.test),
+            };
+            for part in [&mut s.train, &mut s.val, &mut s.test] {
+                part.sort_unstable();
+            }
+            s
         }
     })
 }
 
-/// LSI of the peaks (TF-IDF, PCA, first component dropped as it tracks depth): the
-/// `atac_lsi` step's scores, else as many components as the RNA PCA: what the ATAC input
-/// alone says about the cells.
-fn atac_lsi(prep: &Prepared, cfg: &ExperimentConfig) -> Result<Array2<f32>> {
-    if let Some(lsi) = &prep.atac_lsi {
-        return Ok(lsi.clone());
+/// `split` (rows of a dataset of `n` cells) in the numbering of the cells that cell QC
+/// kept (`kept[i]` is the row of kept cell `i`); dropped cells leave their part.
+pub fn split_of_kept(split: &split::Split, n: usize, kept: &[usize]) -> split::Split {
+    const NONE: u8 = 3;
+    let mut part = vec![NONE; n];
+    for (p, cells) in [&split.train, &split.val, &split.test]
+        .into_iter()
+        .enumerate()
+    {
+        for &c in cells {
+            part[c] = p as u8;
+        }
     }
-    let k = (prep.rna_pca.ncols() + 1)
-        .min(prep.atac.ncols())
-        .min(prep.dataset.n_cells() - 1);
-    let tfidf = preprocess::tfidf(&preprocess::binarize(&prep.dataset.atac), 1e4);
-    let scores = pca::fit(preprocess::to_dense(&tfidf).view(), k, cfg.seed)?.scores;
-    Ok(scores.slice(ndarray::s![.., 1..]).to_owned())
+    let mut out = split::Split {
+        train: Vec::new(),
+        val: Vec::new(),
+        test: Vec::new(),
+    };
+    for (i, &row) in kept.iter().enumerate() {
+        match part[row] {
+            0 => out.train.push(i),
+            1 => out.val.push(i),
+            2 => out.test.push(i),
+            _ => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn quickstart(dir: &Path, extra: &str) -> ExperimentConfig {
+        let text = format!(
+            "extends = [{:?}]\n{extra}",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../configs/quickstart.toml")
+                .display()
+                .to_string()
+        );
+        let f = dir.join("test.toml");
+        std::fs::write(&f, text).unwrap();
+        crate::experiment::plan(&f, &[]).unwrap().remove(0).config
+    }
+
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    }
+
+    #[test]
+    fn preprocessing_is_fitted_on_the_training_cells_unless_transductive() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = quickstart(dir.path(), "");
+        let prep = prepare(&cfg, dir.path()).unwrap();
+        let s = &prep.split;
+        assert!(!s.val.is_empty() && !s.test.is_empty());
+        let library = preprocess::library_sizes(&prep.dataset.rna);
+        let of = |cells: &[usize]| cells.iter().map(|&i| library[i]).collect::<Vec<_>>();
+        // the normalization target is the training cells' median library size ...
+        let target = target_sum(&prep.fitted).unwrap();
+        assert_eq!(target, median(of(&s.train)));
+        let all: Vec<usize> = (0..prep.dataset.n_cells()).collect();
+        assert_ne!(target, median(of(&all)), "the sample tells the two apart");
+        // ... the RNA PCA is centred on them ...
+        for k in 0..3 {
+            let mean = s
+                .train
+                .iter()
+                .map(|&i| f64::from(prep.rna_pca[[i, k]]))
+                .sum::<f64>()
+                / s.train.len() as f64;
+            assert!(mean.abs() < 1e-3, "component {k}: training mean {mean}");
+        }
+        // ... and so is the depth confounder (standardized over them)
+        let depth = |cells: &[usize]| {
+            cells
+                .iter()
+                .map(|&i| f64::from(prep.covariates[[i, 0]]))
+                .sum::<f64>()
+                / cells.len() as f64
+        };
+        assert!(depth(&s.train).abs() < 1e-5);
+        assert!(depth(&s.test).abs() > 1e-5);
+        // fitting on all cells instead, on request
+        let cfg = quickstart(dir.path(), "[preprocessing]\ntransductive = true\n");
+        let trans = prepare(&cfg, dir.path()).unwrap();
+        assert_eq!(trans.split, prep.split);
+        assert_eq!(target_sum(&trans.fitted).unwrap(), median(of(&all)));
+        let all_depth = all
+            .iter()
+            .map(|&i| f64::from(trans.covariates[[i, 0]]))
+            .sum::<f64>()
+            / all.len() as f64;
+        assert!(all_depth.abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_split_follows_its_cells_through_cell_qc() {
+        let s = split::Split {
+            train: vec![0, 2, 4, 6],
+            val: vec![1, 5],
+            test: vec![3, 7],
+        };
+        // rows 2 and 3 dropped; a held-out cluster split may leave a row in no part
+        let mut unassigned = s.clone();
+        unassigned.train.retain(|&c| c != 6);
+        let kept = [0, 1, 4, 5, 6, 7];
+        let got = split_of_kept(&s, 8, &kept);
+        assert_eq!(got.train, vec![0, 2, 4]);
+        assert_eq!(got.val, vec![1, 3]);
+        assert_eq!(got.test, vec![5]);
+        let got = split_of_kept(&unassigned, 8, &kept);
+        assert_eq!(got.train, vec![0, 2]);
+        assert_eq!(got.val, vec![1, 3]);
+        assert_eq!(got.test, vec![5]);
+    }
 
     #[test]
     fn a_cell_metadata_table_adds_columns_by_barcode() {

@@ -116,6 +116,7 @@ pub fn runs_csv(rows: &[Row]) -> String {
         let role = match r.role {
             Role::Model => "model",
             Role::Input => "input",
+            Role::Baseline => "baseline",
         };
         let _ = writeln!(
             out,

@@ -14,7 +14,7 @@ use crossomics_models::{
 use ndarray::Array2;
 
 use crate::config::ExperimentConfig;
-use crate::pipeline::{self, Prepared};
+use crate::pipeline::Prepared;
 use crate::scores::{self, Role};
 use crate::table::Row;
 
@@ -67,7 +67,7 @@ pub fn translate_with(
     if prep.size_factors.is_none() {
         bail!("translation compares log1p-normalized RNA: add a `normalize_rna` step");
     }
-    let split = pipeline::make_split(cfg, prep)?;
+    let split = prep.split.clone();
     if split.test.is_empty() {
         bail!("the split has no test cells to score the translation on");
     }
@@ -145,8 +145,12 @@ pub fn score(
         p.values().view(),
     )?;
     Ok(Row {
-        method: format!("{method} {}", direction.arrow()),
-        role: Role::Model,
+        method: cfg.label(&format!("{method} {}", direction.arrow())),
+        role: if cfg.model.is_baseline() {
+            Role::Baseline
+        } else {
+            Role::Model
+        },
         variant: String::new(),
         dataset: prep.dataset.name.clone(),
         seed: cfg.seed,

@@ -235,7 +235,7 @@ impl EmbeddingMetric for MeanNorm {
 fn a_new_metric_joins_the_task_metric_set() {
     let cfg = quickstart(&[]);
     let prep = pipeline::prepare(&cfg, Path::new(".")).unwrap();
-    let split = pipeline::make_split(&cfg, &prep).unwrap();
+    let split = prep.split.clone();
     let emb = ArrayView2::from_shape((3, 2), &[3.0f32, 4.0, 0.0, 0.0, 6.0, 8.0]).unwrap();
     let clusters = task::leiden_clusters(prep.rna_pca.view(), 0).unwrap();
     let view = EmbeddingView {

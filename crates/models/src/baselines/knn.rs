@@ -193,6 +193,7 @@ impl Translator for KnnRegression {
 
 impl ModelSpec for KnnRegressionConfig {
     const TRANSLATES: bool = true;
+    const BASELINE: bool = true;
 
     fn check(&self) -> Result<(), ParamError> {
         if self.ks.is_empty() || self.ks.contains(&0) {

@@ -21,6 +21,7 @@ pub struct MeanConfig {}
 
 impl ModelSpec for MeanConfig {
     const TRANSLATES: bool = true;
+    const BASELINE: bool = true;
 
     fn check(&self) -> Result<(), ParamError> {
         Ok(())

@@ -100,6 +100,7 @@ impl Translator for Ridge {
 
 impl ModelSpec for RidgeConfig {
     const TRANSLATES: bool = true;
+    const BASELINE: bool = true;
 
     fn check(&self) -> Result<(), ParamError> {
         if self.alphas.is_empty() {

@@ -16,6 +16,8 @@ pub enum Role {
     Model,
     /// the model's inputs (RNA PCA, ATAC LSI, their concatenation) as the embedding
     Input,
+    /// a baseline model (per-feature mean, ridge, kNN regression: `ModelSpec::BASELINE`)
+    Baseline,
 }
 
 impl Role {
