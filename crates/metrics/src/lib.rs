@@ -15,6 +15,7 @@
 //! - [`integration`]: graph connectivity (scib), iLISI/cLISI (harmony + scib scaling).
 //! - [`alignment`]: FOSCTTM, top-k matching accuracy.
 //! - [`prediction`]: Pearson/Spearman/RMSE/MAE for RNA, AUROC/AUPRC for ATAC.
+//! - [`stats`]: the paired t-test over seeds (scipy's `ttest_rel`).
 
 pub mod alignment;
 pub mod clustering;
@@ -24,6 +25,7 @@ pub mod integration;
 pub mod knn;
 pub mod prediction;
 pub mod silhouette;
+pub mod stats;
 mod util;
 
 pub use error::MetricError;

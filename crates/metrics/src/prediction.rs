@@ -392,11 +392,34 @@ pub struct RnaReport {
     pub mae: f64,
 }
 
+/// A score that is undefined on every vector of `along` (e.g. the per-gene correlation of
+/// a prediction that is constant across cells, as the per-feature mean baseline's) as NaN
+/// with every vector skipped; other errors stay errors.
+fn or_undefined(
+    score: Result<Score, MetricError>,
+    truth: ArrayView2<f32>,
+    along: Along,
+) -> Result<Score, MetricError> {
+    match score {
+        Err(MetricError::Degenerate(_)) => Ok(Score {
+            value: f64::NAN,
+            n_scored: 0,
+            n_skipped: match along {
+                Along::Flattened => 1,
+                Along::PerCell => truth.nrows(),
+                Along::PerFeature => truth.ncols(),
+            },
+        }),
+        other => other,
+    }
+}
+
 /// All RNA prediction scores; the correlation arrays are ordered `[Flattened, PerCell, PerFeature]`.
+/// A correlation undefined on every vector is NaN (see `or_undefined`).
 pub fn rna_report(truth: ArrayView2<f32>, pred: ArrayView2<f32>) -> Result<RnaReport, MetricError> {
     let all = [Along::Flattened, Along::PerCell, Along::PerFeature];
-    let p = all.map(|a| pearson(truth, pred, a));
-    let s = all.map(|a| spearman(truth, pred, a));
+    let p = all.map(|a| or_undefined(pearson(truth, pred, a), truth, a));
+    let s = all.map(|a| or_undefined(spearman(truth, pred, a), truth, a));
     let [p0, p1, p2] = p;
     let [s0, s1, s2] = s;
     Ok(RnaReport {
@@ -477,8 +500,8 @@ pub fn atac_report(
     pred: ArrayView2<f32>,
 ) -> Result<AtacReport, MetricError> {
     let all = [Along::Flattened, Along::PerCell, Along::PerFeature];
-    let [a0, a1, a2] = all.map(|a| auroc(truth, pred, a));
-    let [b0, b1, b2] = all.map(|a| auprc(truth, pred, a));
+    let [a0, a1, a2] = all.map(|a| or_undefined(auroc(truth, pred, a), truth, a));
+    let [b0, b1, b2] = all.map(|a| or_undefined(auprc(truth, pred, a), truth, a));
     Ok(AtacReport {
         auroc: [a0?, a1?, a2?],
         auprc: [b0?, b1?, b2?],
@@ -545,6 +568,19 @@ mod tests {
         ));
         let s = pearson(t.view(), p.view(), Along::PerCell).unwrap();
         assert_eq!(s.n_skipped, 2);
+        // a prediction constant across cells (the per-feature mean baseline): the report
+        // gives NaN per gene, and the scores that are defined
+        let truth = array![[0.0f32, 1.0, 2.0], [1.0, 3.0, 0.0], [2.0, 2.0, 1.0]];
+        let mean = array![[1.0f32, 2.0, 1.0], [1.0, 2.0, 1.0], [1.0, 2.0, 1.0]];
+        let r = rna_report(truth.view(), mean.view()).unwrap();
+        assert!(r.pearson[2].value.is_nan() && r.spearman[2].value.is_nan());
+        assert_eq!((r.pearson[2].n_scored, r.pearson[2].n_skipped), (0, 3));
+        assert!(r.pearson[0].value.is_finite() && r.pearson[1].value.is_finite());
+        let binary = array![[0.0f32, 1.0], [1.0, 1.0], [0.0, 0.0]];
+        let constant = array![[0.3f32, 0.6], [0.3, 0.6], [0.3, 0.6]];
+        let a = atac_report(binary.view(), constant.view()).unwrap();
+        // ties rank as chance per peak
+        assert_eq!(a.auroc[2].value, 0.5);
     }
 
     #[test]

@@ -19,7 +19,30 @@ pub struct Row {
     pub dataset: String,
     pub seed: u64,
     pub cells: usize,
+    /// (name, value); a value that is not finite (a score undefined on the data, e.g. the
+    /// per-gene correlation of the mean baseline) is NaN, written as JSON `null`
+    #[serde(with = "nan_as_null")]
     pub metrics: Vec<(String, f64)>,
+}
+
+/// JSON has no NaN: metric values that are not finite are written as `null` and read
+/// back as NaN.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(m: &[(String, f64)], s: S) -> Result<S::Ok, S::Error> {
+        m.iter()
+            .map(|(k, v)| (k, v.is_finite().then_some(*v)))
+            .collect::<Vec<_>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, f64)>, D::Error> {
+        let m: Vec<(String, Option<f64>)> = Vec::deserialize(d)?;
+        Ok(m.into_iter()
+            .map(|(k, v)| (k, v.unwrap_or(f64::NAN)))
+            .collect())
+    }
 }
 
 fn metric_names(rows: &[Row]) -> Vec<String> {
@@ -147,8 +170,21 @@ pub struct Aggregate {
     pub variant: String,
     pub dataset: String,
     pub seeds: Vec<u64>,
-    /// (metric, mean, std); std is 0 for a single seed. NaN values are left out.
+    /// (metric, mean, std) over the seeds with a finite value; std is 0 for one seed.
     pub metrics: Vec<(String, f64, f64)>,
+    /// (metric, how many seeds gave a non-finite value, left out of its mean): the
+    /// Markdown table flags them
+    pub non_finite: Vec<(String, usize)>,
+}
+
+impl Aggregate {
+    /// How many seeds gave a non-finite value of `metric`.
+    pub fn non_finite(&self, metric: &str) -> usize {
+        self.non_finite
+            .iter()
+            .find(|(k, _)| k == metric)
+            .map_or(0, |(_, c)| *c)
+    }
 }
 
 /// Groups rows by (method, variant, dataset), in order of first appearance.
@@ -172,6 +208,7 @@ pub fn aggregate(rows: &[Row]) -> Vec<Aggregate> {
                     dataset: r.dataset.clone(),
                     seeds: vec![r.seed],
                     metrics: Vec::new(),
+                    non_finite: Vec::new(),
                 },
                 vec![r],
             )),
@@ -182,11 +219,11 @@ pub fn aggregate(rows: &[Row]) -> Vec<Aggregate> {
         .into_iter()
         .map(|(mut a, members)| {
             for n in &names {
-                let vals: Vec<f64> = members
-                    .iter()
-                    .filter_map(|r| value(r, n))
-                    .filter(|v| v.is_finite())
-                    .collect();
+                let all: Vec<f64> = members.iter().filter_map(|r| value(r, n)).collect();
+                let vals: Vec<f64> = all.iter().copied().filter(|v| v.is_finite()).collect();
+                if vals.len() < all.len() {
+                    a.non_finite.push((n.clone(), all.len() - vals.len()));
+                }
                 if vals.is_empty() {
                     continue;
                 }
@@ -242,10 +279,18 @@ pub fn aggregate_markdown(aggs: &[Aggregate]) -> String {
         let cells: Vec<String> = names
             .iter()
             .zip(&best)
-            .map(|(n, b)| match get(a, n) {
-                Some((m, s)) if Some(m) == *b => format!("**{m:.4} ± {s:.4}**"),
-                Some((m, s)) => format!("{m:.4} ± {s:.4}"),
-                None => String::new(),
+            .map(|(n, b)| {
+                let value = match get(a, n) {
+                    Some((m, s)) if Some(m) == *b => format!("**{m:.4} ± {s:.4}**"),
+                    Some((m, s)) => format!("{m:.4} ± {s:.4}"),
+                    None => String::new(),
+                };
+                match a.non_finite(n) {
+                    0 => value,
+                    k => format!("{value} ({k} of {} seeds not finite)", a.seeds.len())
+                        .trim_start()
+                        .to_string(),
+                }
             })
             .collect();
         let _ = writeln!(
@@ -256,6 +301,127 @@ pub fn aggregate_markdown(aggs: &[Aggregate]) -> String {
             a.dataset,
             a.seeds.len(),
             cells.join(" | ")
+        );
+    }
+    out
+}
+
+/// A model's difference to the best baseline of its dataset in one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub method: String,
+    pub variant: String,
+    pub dataset: String,
+    pub metric: String,
+    /// the baseline row (method, variant) with the best mean of the metric
+    pub baseline: (String, String),
+    /// mean of the model minus mean of the baseline over the seeds both have
+    pub difference: f64,
+    /// whether the difference is in the metric's good direction
+    pub better: bool,
+    /// the paired t-test over those seeds; `None` with fewer than two
+    pub test: Option<crossomics_metrics::stats::PairedTest>,
+    pub seeds: usize,
+}
+
+/// Every model row (role `model`) against the best baseline row (role `baseline` or
+/// `input`: the per-feature mean, ridge, kNN regression, the inputs alone) of the same
+/// dataset, metric by metric: the mean difference over the seeds both ran, and a paired
+/// t-test over those seeds.
+pub fn compare_to_baselines(rows: &[Row], aggs: &[Aggregate]) -> Vec<Comparison> {
+    let per_seed = |a: &Aggregate, metric: &str| -> Vec<(u64, f64)> {
+        rows.iter()
+            .filter(|r| (&r.method, &r.variant, &r.dataset) == (&a.method, &a.variant, &a.dataset))
+            .filter_map(|r| value(r, metric).map(|v| (r.seed, v)))
+            .filter(|(_, v)| v.is_finite())
+            .collect()
+    };
+    let mean_of = |a: &Aggregate, metric: &str| {
+        a.metrics
+            .iter()
+            .find(|(k, _, _)| k == metric)
+            .map(|(_, m, _)| *m)
+    };
+    let mut out = Vec::new();
+    for model in aggs.iter().filter(|a| a.role == Role::Model) {
+        for (metric, _, _) in &model.metrics {
+            let higher = higher_is_better(metric);
+            let best = aggs
+                .iter()
+                .filter(|b| b.role != Role::Model && b.dataset == model.dataset)
+                .filter_map(|b| mean_of(b, metric).map(|m| (b, m)))
+                .reduce(|x, y| {
+                    let y_better = if higher { y.1 > x.1 } else { y.1 < x.1 };
+                    if y_better { y } else { x }
+                });
+            let Some((base, _)) = best else {
+                continue;
+            };
+            let base_values = per_seed(base, metric);
+            let (a, b): (Vec<f64>, Vec<f64>) = per_seed(model, metric)
+                .into_iter()
+                .filter_map(|(seed, v)| {
+                    base_values
+                        .iter()
+                        .find(|(s, _)| *s == seed)
+                        .map(|(_, w)| (v, *w))
+                })
+                .unzip();
+            if a.is_empty() {
+                continue;
+            }
+            let difference = a.iter().zip(&b).map(|(x, y)| x - y).sum::<f64>() / a.len() as f64;
+            out.push(Comparison {
+                method: model.method.clone(),
+                variant: model.variant.clone(),
+                dataset: model.dataset.clone(),
+                metric: metric.clone(),
+                baseline: (base.method.clone(), base.variant.clone()),
+                difference,
+                better: if higher {
+                    difference > 0.0
+                } else {
+                    difference < 0.0
+                },
+                test: crossomics_metrics::stats::paired_t_test(&a, &b).ok(),
+                seeds: a.len(),
+            });
+        }
+    }
+    out
+}
+
+/// [`compare_to_baselines`] as a Markdown section (empty without comparisons).
+pub fn comparisons_markdown(comparisons: &[Comparison]) -> String {
+    if comparisons.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n## Difference to the best baseline\n\nEach model row against the baseline row \
+         (per-feature mean, ridge, kNN regression, or the inputs alone) with the best mean \
+         of each metric on the same dataset: the mean difference over the seeds both ran \
+         and the two-sided p-value of a paired t-test over those seeds.\n\n\
+         | method | variant | metric | best baseline | difference | better | seeds | p |\n\
+         |---|---|---|---|---:|---|---:|---:|\n",
+    );
+    for c in comparisons {
+        let baseline = if c.baseline.1.is_empty() {
+            c.baseline.0.clone()
+        } else {
+            format!("{} ({})", c.baseline.0, c.baseline.1)
+        };
+        let p = c
+            .test
+            .map_or_else(|| "-".to_string(), |t| format!("{:.3}", t.p_value));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {baseline} | {:+.4} | {} | {} | {p} |",
+            c.method,
+            c.variant,
+            c.metric,
+            c.difference,
+            if c.better { "yes" } else { "no" },
+            c.seeds,
         );
     }
     out
@@ -495,9 +661,13 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| n | d=2 | x | 2 | **0.9000 ± 0.0000** | 3.0000 ± 0.0000 |"),
-            "{md}"
+            md.contains(
+                "| n | d=2 | x | 2 | **0.9000 ± 0.0000** (1 of 2 seeds not finite) | 3.0000 ± 0.0000 |"
+            ),
+            "the NaN seed is flagged: {md}"
         );
+        assert_eq!(aggs[1].non_finite("acc"), 1);
+        assert_eq!(aggs[0].non_finite("acc"), 0);
         let csv = aggregate_csv(&aggs);
         assert!(
             csv.starts_with("method,variant,dataset,seeds,acc_mean,acc_std,rmse_mean,rmse_std\n"),
@@ -522,6 +692,78 @@ mod tests {
             .unwrap();
         assert!((mean - 0.6).abs() < 1e-12);
         assert_eq!(back.column("seeds").unwrap().u32().unwrap().get(1), Some(2));
+    }
+
+    #[test]
+    fn undefined_metrics_go_through_json_as_null() {
+        let row = Row {
+            role: Role::Baseline,
+            method: "mean ATAC -> RNA".into(),
+            variant: String::new(),
+            dataset: "x".into(),
+            seed: 0,
+            cells: 5,
+            metrics: vec![
+                ("pearson_per_gene".into(), f64::NAN),
+                ("pearson".into(), 0.5),
+            ],
+        };
+        let text = serde_json::to_string(&[&row]).unwrap();
+        assert!(text.contains("[\"pearson_per_gene\",null]"), "{text}");
+        let back: Vec<Row> = serde_json::from_str(&text).unwrap();
+        assert!(back[0].metrics[0].1.is_nan());
+        assert_eq!(back[0].metrics[1], ("pearson".to_string(), 0.5));
+        assert_eq!(back[0].role, Role::Baseline);
+    }
+
+    #[test]
+    fn models_are_compared_with_the_best_baseline_seed_by_seed() {
+        let row = |method: &str, role, seed, acc: f64, rmse: f64| Row {
+            role,
+            method: method.into(),
+            variant: String::new(),
+            dataset: "x".into(),
+            seed,
+            cells: 5,
+            metrics: vec![("acc".into(), acc), ("rmse".into(), rmse)],
+        };
+        let model = [0.80, 0.85, 0.83];
+        let ridge = [0.78, 0.80, 0.81];
+        let mut rows = Vec::new();
+        for seed in 0..3u64 {
+            let s = seed as usize;
+            rows.push(row("m", Role::Model, seed, model[s], 1.0 + seed as f64));
+            // the best baseline in acc, the worst in rmse
+            rows.push(row("ridge", Role::Baseline, seed, ridge[s], 9.0));
+            rows.push(row("mean", Role::Baseline, seed, 0.5, 2.0));
+        }
+        // a seed the baselines lack is not paired
+        rows.push(row("m", Role::Model, 7, 0.1, 0.0));
+        let aggs = aggregate(&rows);
+        let c = compare_to_baselines(&rows, &aggs);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!(
+            (c[0].metric.as_str(), c[0].baseline.0.as_str()),
+            ("acc", "ridge")
+        );
+        assert_eq!(c[0].seeds, 3);
+        let d: Vec<f64> = model.iter().zip(&ridge).map(|(a, b)| a - b).collect();
+        assert!((c[0].difference - d.iter().sum::<f64>() / 3.0).abs() < 1e-12);
+        assert!(c[0].better);
+        let want = crossomics_metrics::stats::paired_t_test(&model, &ridge).unwrap();
+        assert_eq!(c[0].test, Some(want));
+        // lower is better for an error: the mean row (2.0) is the best baseline
+        assert_eq!(
+            (c[1].metric.as_str(), c[1].baseline.0.as_str()),
+            ("rmse", "mean")
+        );
+        assert!((c[1].difference - 0.0).abs() < 1e-12 && !c[1].better);
+        let md = comparisons_markdown(&c);
+        assert!(
+            md.contains("| m |  | acc | ridge | +0.0300 | yes | 3 |"),
+            "{md}"
+        );
+        assert_eq!(comparisons_markdown(&[]), "");
     }
 
     /// Variants of sweeps over strings carry quotes and commas

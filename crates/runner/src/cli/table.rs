@@ -45,7 +45,8 @@ pub(super) fn print_table(dir: &Path) -> Result<()> {
     // the per-seed rows the table aggregates, kept beside it
     rundir::write_atomic(&dir.join("runs.csv"), table::runs_csv(&rows).as_bytes())?;
     let aggs = table::aggregate(&rows);
-    let md = table::aggregate_markdown(&aggs);
+    let md = table::aggregate_markdown(&aggs)
+        + &table::comparisons_markdown(&table::compare_to_baselines(&rows, &aggs));
     rundir::write_atomic(&dir.join("table.md"), md.as_bytes())?;
     rundir::write_atomic(
         &dir.join("table.csv"),
