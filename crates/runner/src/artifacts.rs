@@ -187,9 +187,9 @@ fn execute(
         }
         run.write_json("model.json", outcome.shapes())?;
     }
-    let (rows, device, train_seconds) = match outcome {
-        Trained::Integration(o) => (o.rows, o.device, o.train_seconds),
-        Trained::Translation(o) => (o.rows, o.device, o.train_seconds),
+    let (rows, validation_rows, device, train_seconds) = match outcome {
+        Trained::Integration(o) => (o.rows, o.validation_rows, o.device, o.train_seconds),
+        Trained::Translation(o) => (o.rows, o.validation_rows, o.device, o.train_seconds),
     };
     let (git_commit, git_dirty) = rundir::git_state();
     run.write_json(
@@ -217,6 +217,14 @@ fn execute(
     run.write("results.md", &md)?;
     run.write("results.csv", table::csv(&rows))?;
     run.write_json("metrics.json", &rows)?;
+    if !validation_rows.is_empty() {
+        let mut validation_rows = validation_rows;
+        for r in &mut validation_rows {
+            r.variant = variant.to_string();
+        }
+        // the validation cells' scores, which `crossomics table` chooses settings on
+        run.write_json("validation.json", &validation_rows)?;
+    }
     run.commit()?;
 
     println!("\n{md}");

@@ -30,6 +30,9 @@ pub struct Outcome {
     pub history: TrainHistory,
     pub split: split::Split,
     pub rows: Vec<Row>,
+    /// kNN label transfer from the training to the validation cells (with labels), which
+    /// settings are chosen on
+    pub validation_rows: Vec<Row>,
     pub device: String,
     pub train_seconds: f64,
 }
@@ -138,6 +141,7 @@ pub fn integrate(
     for (modality, v) in model.reconstruction(&data, &split.test, cfg.training.batch_size)? {
         row.metrics.push((format!("test_recon_{modality}"), v));
     }
+    let validation_rows = validation(cfg.label(method), embedding.view(), prep, &split, cfg)?;
     let mut rows = vec![row];
     if cfg.evaluation.input_baselines {
         let lsi = prep
@@ -162,6 +166,7 @@ pub fn integrate(
         history,
         split,
         rows,
+        validation_rows,
         device: format!("{device:?}"),
         train_seconds,
     })
@@ -201,6 +206,50 @@ pub fn score(
         cells: prep.dataset.n_cells(),
         metrics: metrics::score_all(metrics::METRICS, &view)?,
     })
+}
+
+/// The validation row of an embedding: kNN label transfer from the training cells to the
+/// validation cells (`knn_accuracy`), none without labels or validation cells. The other
+/// integration metrics cluster every cell, test cells included, so they are not used to
+/// choose settings.
+fn validation(
+    method: String,
+    emb: ArrayView2<f32>,
+    prep: &Prepared,
+    split: &split::Split,
+    cfg: &ExperimentConfig,
+) -> Result<Vec<Row>> {
+    let Some(labels) = prep.labels.as_ref() else {
+        return Ok(Vec::new());
+    };
+    if split.val.is_empty() || split.train.is_empty() {
+        return Ok(Vec::new());
+    }
+    let part = |cells: &[usize]| {
+        (
+            emb.select(ndarray::Axis(0), cells),
+            cells.iter().map(|&c| labels.codes[c]).collect::<Vec<_>>(),
+        )
+    };
+    let (train_x, train_y) = part(&split.train);
+    let (val_x, val_y) = part(&split.val);
+    let accuracy = crossomics_metrics::knn::knn_label_accuracy(
+        train_x.view(),
+        &train_y,
+        val_x.view(),
+        &val_y,
+        cfg.evaluation.knn_k,
+    )?;
+    let metrics = vec![("knn_accuracy".to_string(), accuracy)];
+    Ok(vec![Row {
+        method,
+        role: Role::Model,
+        variant: String::new(),
+        dataset: prep.dataset.name.clone(),
+        seed: cfg.seed,
+        cells: split.val.len(),
+        metrics,
+    }])
 }
 
 /// The training cells of a hybrid run: paired ones and ATAC-only ones.

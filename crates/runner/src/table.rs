@@ -405,10 +405,14 @@ pub fn comparisons_markdown(comparisons: &[Comparison]) -> String {
          |---|---|---|---|---:|---|---:|---:|\n",
     );
     for c in comparisons {
-        let baseline = if c.baseline.1.is_empty() {
-            c.baseline.0.clone()
-        } else {
+        // the baseline's variant only where its method has several in the table
+        let several = comparisons
+            .iter()
+            .any(|o| o.baseline.0 == c.baseline.0 && o.baseline.1 != c.baseline.1);
+        let baseline = if several && !c.baseline.1.is_empty() {
             format!("{} ({})", c.baseline.0, c.baseline.1)
+        } else {
+            c.baseline.0.clone()
         };
         let p = c
             .test
@@ -422,6 +426,102 @@ pub fn comparisons_markdown(comparisons: &[Comparison]) -> String {
             c.difference,
             if c.better { "yes" } else { "no" },
             c.seeds,
+        );
+    }
+    out
+}
+
+/// The setting of one method chosen on the validation cells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    pub method: String,
+    /// the method's first (headline) metric, which the choice maximizes (or minimizes,
+    /// for an error)
+    pub metric: String,
+    /// how many settings (variants) of the method were tried
+    pub tried: usize,
+    pub variant: String,
+    /// the chosen setting's mean over seeds on the validation cells
+    pub validation: f64,
+    /// and on the test cells, when its runs are in the table
+    pub test: Option<f64>,
+}
+
+/// For every method of `validation` (rows scored on the validation cells), the setting
+/// with the best mean over seeds of the method's first metric; the test cells play no
+/// part in the choice. `aggs` (the test table) gives the chosen setting's test value.
+pub fn select_on_validation(validation: &[Row], aggs: &[Aggregate]) -> Vec<Selection> {
+    let val = aggregate(validation);
+    let mut methods: Vec<&str> = Vec::new();
+    for a in &val {
+        if !methods.contains(&a.method.as_str()) {
+            methods.push(&a.method);
+        }
+    }
+    let mut out = Vec::new();
+    for method in methods {
+        let candidates: Vec<&Aggregate> = val.iter().filter(|a| a.method == method).collect();
+        let Some(metric) = validation
+            .iter()
+            .find(|r| r.method == method)
+            .and_then(|r| r.metrics.first())
+            .map(|(k, _)| k.clone())
+        else {
+            continue;
+        };
+        let higher = higher_is_better(&metric);
+        let mean = |a: &Aggregate| {
+            a.metrics
+                .iter()
+                .find(|(k, _, _)| *k == metric)
+                .map(|(_, m, _)| *m)
+        };
+        let best = candidates
+            .iter()
+            .filter_map(|a| mean(a).map(|m| (*a, m)))
+            .reduce(|x, y| {
+                let y_better = if higher { y.1 > x.1 } else { y.1 < x.1 };
+                if y_better { y } else { x }
+            });
+        let Some((chosen, validation)) = best else {
+            continue;
+        };
+        let test = aggs
+            .iter()
+            .find(|a| a.method == chosen.method && a.variant == chosen.variant)
+            .and_then(mean);
+        out.push(Selection {
+            method: method.to_string(),
+            metric,
+            tried: candidates.len(),
+            variant: chosen.variant.clone(),
+            validation,
+            test,
+        });
+    }
+    out
+}
+
+/// [`select_on_validation`] as a Markdown section (empty without validation rows).
+pub fn selection_markdown(selections: &[Selection]) -> String {
+    if selections.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n## Settings chosen on the validation cells\n\nPer method, the setting with the \
+         best mean over seeds of its first metric on the validation cells (the test cells \
+         play no part), how many settings were tried, and that setting's test value.\n\n\
+         | method | metric | settings tried | chosen | validation | test |\n\
+         |---|---|---:|---|---:|---:|\n",
+    );
+    for s in selections {
+        let test = s
+            .test
+            .map_or_else(|| "-".to_string(), |t| format!("{t:.4}"));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.4} | {test} |",
+            s.method, s.metric, s.tried, s.variant, s.validation
         );
     }
     out
@@ -692,6 +792,45 @@ mod tests {
             .unwrap();
         assert!((mean - 0.6).abs() < 1e-12);
         assert_eq!(back.column("seeds").unwrap().u32().unwrap().get(1), Some(2));
+    }
+
+    #[test]
+    fn settings_are_chosen_on_the_validation_rows_only() {
+        let row = |variant: &str, seed, acc: f64| Row {
+            role: Role::Model,
+            method: "m".into(),
+            variant: variant.into(),
+            dataset: "x".into(),
+            seed,
+            cells: 5,
+            metrics: vec![("acc".into(), acc), ("rmse".into(), 1.0 - acc)],
+        };
+        // d=8 is better on validation, d=2 on test: validation decides
+        let validation = vec![
+            row("d=2", 0, 0.6),
+            row("d=2", 1, 0.7),
+            row("d=8", 0, 0.8),
+            row("d=8", 1, 0.7),
+        ];
+        let test = vec![
+            row("d=2", 0, 0.9),
+            row("d=2", 1, 0.9),
+            row("d=8", 0, 0.5),
+            row("d=8", 1, 0.6),
+        ];
+        let s = select_on_validation(&validation, &aggregate(&test));
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            (s[0].variant.as_str(), s[0].metric.as_str(), s[0].tried),
+            ("d=8", "acc", 2)
+        );
+        assert!((s[0].validation - 0.75).abs() < 1e-12);
+        assert!((s[0].test.unwrap() - 0.55).abs() < 1e-12);
+        let md = selection_markdown(&s);
+        assert!(
+            md.contains("| m | acc | 2 | d=8 | 0.7500 | 0.5500 |"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct TranslationOutcome {
     /// model has a latent space
     pub latents: Vec<(Direction, Latent)>,
     pub rows: Vec<Row>,
+    /// the same metrics on the validation cells, which settings are chosen on
+    pub validation_rows: Vec<Row>,
     pub device: String,
     pub train_seconds: f64,
 }
@@ -102,8 +104,13 @@ pub fn translate_with(
     let mut predictions = Vec::new();
     let mut latents = Vec::new();
     let mut rows = Vec::new();
+    let mut validation_rows = Vec::new();
     for &d in &cfg.translation.directions {
         let source = all.source_only(d, reference.view());
+        if !split.val.is_empty() {
+            let p = model.translate(&source, &split.val, d)?;
+            validation_rows.push(score(method, cfg, prep, &split.val, d, &p)?);
+        }
         let p = model.translate(&source, &split.test, d)?;
         rows.push(score(method, cfg, prep, &split.test, d, &p)?);
         predictions.push((d, p));
@@ -119,6 +126,7 @@ pub fn translate_with(
         predictions,
         latents,
         rows,
+        validation_rows,
         device: format!("{device:?}"),
         train_seconds,
     })

@@ -58,6 +58,7 @@ fn run_writes_a_complete_reproducible_run_directory() {
         "preprocessing.json",
         "model.safetensors",
         "metrics.json",
+        "validation.json",
         "results.md",
         "results.csv",
         "log.txt",
@@ -127,8 +128,20 @@ fn run_writes_a_complete_reproducible_run_directory() {
         tmp.path(),
     );
     assert!(o.status.success(), "{}", text(&o));
+    // every model feature (those the filters kept on the training cells) is found
+    let fitted: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("preprocessing.json")).unwrap(),
+    )
+    .unwrap();
+    let (genes, peaks) = (
+        fitted["genes"].as_array().unwrap().len(),
+        fitted["peaks"].as_array().unwrap().len(),
+    );
+    assert!(genes > 500 && peaks > 500, "{genes} genes, {peaks} peaks");
     assert!(
-        text(&o).contains("598 of 598 model genes and 561 of 561 model peaks found"),
+        text(&o).contains(&format!(
+            "{genes} of {genes} model genes and {peaks} of {peaks} model peaks found"
+        )),
         "{}",
         text(&o)
     );
@@ -286,6 +299,18 @@ fn sweeps_expand_and_the_table_aggregates_seeds() {
             "{prefix}: {runs}"
         );
     }
+    // the latent size is chosen on the validation cells' kNN transfer, among 2 settings
+    assert!(
+        table.contains("## Settings chosen on the validation cells")
+            && table.contains("| sailerx | knn_accuracy | 2 | latent_dim="),
+        "{table}"
+    );
+    // the model against the best of the inputs alone, seed by seed
+    assert!(
+        table.contains("## Difference to the best baseline")
+            && table.contains("| sailerx | latent_dim=4 | knn_accuracy | "),
+        "{table}"
+    );
     let png = std::fs::read(tmp.path().join("out/sw/table.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "table.png is a PNG");
     // `table` rebuilds the same file from the run folders

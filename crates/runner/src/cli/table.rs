@@ -25,6 +25,7 @@ impl TableArgs {
 /// rows into `dir/runs.csv`) and prints it.
 pub(super) fn print_table(dir: &Path) -> Result<()> {
     let mut rows: Vec<table::Row> = Vec::new();
+    let mut validation: Vec<table::Row> = Vec::new();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the experiment folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -38,6 +39,14 @@ pub(super) fn print_table(dir: &Path) -> Result<()> {
         let mut r: Vec<table::Row> = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a crossomics metrics file", path.display()))?;
         rows.append(&mut r);
+        let path = run.join("validation.json");
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let mut r: Vec<table::Row> = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a crossomics metrics file", path.display()))?;
+            validation.append(&mut r);
+        }
     }
     if rows.is_empty() {
         anyhow::bail!("{} holds no finished runs", dir.display());
@@ -46,7 +55,8 @@ pub(super) fn print_table(dir: &Path) -> Result<()> {
     rundir::write_atomic(&dir.join("runs.csv"), table::runs_csv(&rows).as_bytes())?;
     let aggs = table::aggregate(&rows);
     let md = table::aggregate_markdown(&aggs)
-        + &table::comparisons_markdown(&table::compare_to_baselines(&rows, &aggs));
+        + &table::comparisons_markdown(&table::compare_to_baselines(&rows, &aggs))
+        + &table::selection_markdown(&table::select_on_validation(&validation, &aggs));
     rundir::write_atomic(&dir.join("table.md"), md.as_bytes())?;
     rundir::write_atomic(
         &dir.join("table.csv"),
