@@ -129,10 +129,9 @@ fn run_writes_a_complete_reproducible_run_directory() {
     );
     assert!(o.status.success(), "{}", text(&o));
     // every model feature (those the filters kept on the training cells) is found
-    let fitted: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(run.join("preprocessing.json")).unwrap(),
-    )
-    .unwrap();
+    let fitted: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("preprocessing.json")).unwrap())
+            .unwrap();
     let (genes, peaks) = (
         fitted["genes"].as_array().unwrap().len(),
         fitted["peaks"].as_array().unwrap().len(),
