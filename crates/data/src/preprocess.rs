@@ -192,13 +192,18 @@ pub fn peak_idf(binary: &CsrMatrix<f32>) -> Vec<f64> {
 
 /// TF-IDF with given (fitted) IDF weights: `log1p(x_ij / n_i * idf_j * scale)`.
 pub fn tfidf_with_idf(binary: &CsrMatrix<f32>, idf: &[f64], scale: f64) -> CsrMatrix<f32> {
-    let per_cell = library_sizes(binary);
-    let mut out = binary.clone();
+    map_term_frequency(binary, |tf, j| (tf * idf[j] * scale).ln_1p())
+}
+
+/// Every stored entry replaced by `f(tf, column)`, `tf = x_ij / n_i` (`n_i` the row's
+/// total, at least 1): the shared body of the TF-IDF forms.
+fn map_term_frequency(m: &CsrMatrix<f32>, f: impl Fn(f64, usize) -> f64) -> CsrMatrix<f32> {
+    let per_cell = library_sizes(m);
+    let mut out = m.clone();
     for (i, mut row) in out.row_iter_mut().enumerate() {
         let (cols, vals) = row.cols_and_values_mut();
         for (c, v) in cols.iter().zip(vals) {
-            let tf = f64::from(*v) / per_cell[i].max(1.0);
-            *v = (tf * idf[*c] * scale).ln_1p() as f32;
+            *v = f(f64::from(*v) / per_cell[i].max(1.0), *c) as f32;
         }
     }
     out
@@ -215,17 +220,8 @@ pub fn lsi_tfidf(
     match form {
         crate::config::LsiTfidf::Signac => tfidf_with_idf(m, idf, scale),
         crate::config::LsiTfidf::Muon => {
-            let per_cell = library_sizes(m);
             let log_idf: Vec<f64> = idf.iter().map(|v| v.ln_1p()).collect();
-            let mut out = m.clone();
-            for (i, mut row) in out.row_iter_mut().enumerate() {
-                let (cols, vals) = row.cols_and_values_mut();
-                for (c, v) in cols.iter().zip(vals) {
-                    let tf = f64::from(*v) / per_cell[i].max(1.0);
-                    *v = (tf.ln_1p() * log_idf[*c]) as f32;
-                }
-            }
-            out
+            map_term_frequency(m, |tf, j| tf.ln_1p() * log_idf[j])
         }
     }
 }

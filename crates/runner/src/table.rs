@@ -99,16 +99,21 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// A row's value of each metric of `names` at full precision, empty where it lacks one.
+fn metric_fields(r: &Row, names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| value(r, n).map_or_else(String::new, |v| v.to_string()))
+        .collect()
+}
+
 /// Comma-separated, full precision, with a header.
 pub fn csv(rows: &[Row]) -> String {
     let names = metric_names(rows);
     let quote = csv_field;
     let mut out = format!("method,dataset,seed,cells,{}\n", names.join(","));
     for r in rows {
-        let vals: Vec<String> = names
-            .iter()
-            .map(|n| value(r, n).map_or_else(String::new, |v| v.to_string()))
-            .collect();
+        let vals = metric_fields(r, &names);
         let _ = writeln!(
             out,
             "{},{},{},{},{}",
@@ -132,10 +137,7 @@ pub fn runs_csv(rows: &[Row]) -> String {
         names.join(",")
     );
     for r in rows {
-        let vals: Vec<String> = names
-            .iter()
-            .map(|n| value(r, n).map_or_else(String::new, |v| v.to_string()))
-            .collect();
+        let vals = metric_fields(r, &names);
         let role = match r.role {
             Role::Model => "model",
             Role::Input => "input",
